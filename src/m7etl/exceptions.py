@@ -1,0 +1,52 @@
+"""The project's error types.
+
+Every user-facing failure is one of these: it names the thing, the cause and the next
+step, so the CLI can print it as one line and exit non-zero. ``retryable`` tells Lambda
+and Airflow whether running the same work again can succeed.
+"""
+
+from __future__ import annotations
+
+
+class M7Error(Exception):
+    """Base class of every error m7etl raises on purpose."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class ContractError(M7Error):
+    """A data contract file is invalid (names the file and the key at fault)."""
+
+
+class UsageError(M7Error):
+    """The user asked for something that cannot be done (bad date, missing folder...)."""
+
+
+class UnreadableFileError(M7Error):
+    """An input file cannot be read at all; it goes to quarantine with this reason."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class StorageError(M7Error):
+    """A storage operation failed (missing object, permissions...)."""
+
+
+class TransientStorageError(StorageError):
+    """A storage operation failed in a way a retry may fix (throttling, timeouts)."""
+
+    retryable = True
+
+
+class ConfigurationError(M7Error):
+    """A setting needed to run is missing or malformed."""

@@ -1,0 +1,335 @@
+"""One storage interface, two backends: a local folder laid out like the bucket, and S3.
+
+The pipeline core only talks to :class:`Storage`, so the same code runs on a laptop, in
+tests (folder or moto server) and in Lambda. Writes are atomic on both: a reader never
+sees a half-written object (local files are renamed into place; S3 PUTs are atomic).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from m7etl.exceptions import StorageError, TransientStorageError
+
+TMP_PREFIX = ".m7tmp-"
+S3_DELETE_BATCH = 1000
+TRANSIENT_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+    "ServiceUnavailable", "RequestTimeTooSkewed", "503", "500",
+}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: float  # seconds since the epoch
+
+
+class Storage(Protocol):
+    """What the pipeline needs from a bucket."""
+
+    url: str
+
+    def list(self, prefix: str) -> list[ObjectInfo]: ...
+    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int: ...
+    def read_bytes(self, key: str) -> bytes: ...
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def open_input(self, key: str) -> pa.NativeFile: ...
+    def upload_file(self, local_path: str | Path, key: str) -> None: ...
+    def download_file(self, key: str, local_path: str | Path) -> None: ...
+    def move(self, src: str, dst: str) -> None: ...
+    def delete(self, keys: Iterable[str]) -> int: ...
+    def describe(self, key: str) -> str: ...
+
+
+class LocalStorage:
+    """A folder whose sub-paths are the bucket's keys."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents and path != self.root:
+            raise StorageError(f"Key '{key}' points outside {self.root}.")
+        return path
+
+    def describe(self, key: str) -> str:
+        return str(self._path(key))
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        base = self.root / prefix
+        start = base if base.is_dir() else base.parent
+        if not start.is_dir():
+            return []
+        found = []
+        for dirpath, _dirs, files in os.walk(start):
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    st = path.stat()
+                    found.append(ObjectInfo(key, st.st_size, st.st_mtime))
+        return sorted(found, key=lambda o: o.key)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise _missing(self.describe(key)) from None
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise _missing(self.describe(key)) from None
+
+    def _atomic_target(self, key: str) -> tuple[Path, str]:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+        os.close(fd)
+        return path, tmp
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path, tmp = self._atomic_target(key)
+        try:
+            Path(tmp).write_bytes(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def open_input(self, key: str) -> pa.NativeFile:
+        try:
+            return pa.OSFile(str(self._path(key)), "rb")
+        except FileNotFoundError:
+            raise _missing(self.describe(key)) from None
+
+    def upload_file(self, local_path: str | Path, key: str) -> None:
+        path, tmp = self._atomic_target(key)
+        try:
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def download_file(self, key: str, local_path: str | Path) -> None:
+        try:
+            shutil.copyfile(self._path(key), local_path)
+        except FileNotFoundError:
+            raise _missing(self.describe(key)) from None
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self._path(src), self._path(dst)
+        if not source.is_file():
+            raise _missing(self.describe(src))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    def delete(self, keys: Iterable[str]) -> int:
+        count = 0
+        for key in keys:
+            path = self._path(key)
+            if path.is_file():
+                path.unlink()
+                count += 1
+        return count
+
+
+class S3Storage:
+    """An S3 bucket, through a boto3 client (passed in, so tests can give a moto one)."""
+
+    def __init__(self, bucket: str, client=None):
+        if client is None:
+            from m7etl.aws import client as make_client
+
+            client = make_client("s3")
+        self.bucket = bucket
+        self.client = client
+        self.url = f"s3://{bucket}"
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _call(self, what: str, fn, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise _missing(what) from None
+            if code in TRANSIENT_CODES:
+                raise TransientStorageError(f"S3 is busy with {what} ({code}).",
+                                            hint="Retry in a moment.") from exc
+            if code in ("AccessDenied", "403"):
+                raise StorageError(f"Access denied to {what}.",
+                                   hint="Check the role's S3 permissions on this bucket and prefix.") from None
+            if code == "NoSuchBucket":
+                raise StorageError(f"Bucket {self.bucket} does not exist.",
+                                   hint="Create it or check the bucket name.") from None
+            raise StorageError(f"S3 refused {what}: {code} {exc.response['Error'].get('Message', '')}") from exc
+        except BotoCoreError as exc:
+            raise TransientStorageError(f"Cannot reach S3 for {what} ({exc}).",
+                                        hint="Check the network and retry.") from exc
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        found = []
+        token = None
+        while True:
+            kwargs = {"Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(f"listing {self.describe(prefix)}", self.client.list_objects_v2, **kwargs)
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/"):
+                    continue  # "folder" markers written by consoles and some tools
+                found.append(ObjectInfo(obj["Key"], obj["Size"], obj["LastModified"].timestamp()))
+            if not page.get("IsTruncated"):
+                return found
+            token = page["NextContinuationToken"]
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except StorageError as exc:
+            if "does not exist" in exc.message:
+                return False
+            raise
+        return True
+
+    def size(self, key: str) -> int:
+        head = self._call(self.describe(key), self.client.head_object, Key=key)
+        return int(head["ContentLength"])
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._call(self.describe(key), self.client.get_object, Key=key)["Body"].read()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self._call(f"writing {self.describe(key)}", self.client.put_object, Key=key, Body=data)
+
+    def open_input(self, key: str) -> pa.NativeFile:
+        body = self._call(self.describe(key), self.client.get_object, Key=key)["Body"]
+        return pa.PythonFile(_Readable(body), mode="r")
+
+    def upload_file(self, local_path: str | Path, key: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.upload_file(str(local_path), self.bucket, key)
+        except ClientError as exc:
+            self._call(f"writing {self.describe(key)}", _reraise(exc))
+        except Exception as exc:  # boto3's S3UploadFailedError wraps the ClientError
+            raise StorageError(f"Upload of {local_path} to {self.describe(key)} failed: {exc}") from exc
+
+    def download_file(self, key: str, local_path: str | Path) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, key, str(local_path))
+        except ClientError as exc:
+            self._call(self.describe(key), _reraise(exc))
+
+    def move(self, src: str, dst: str) -> None:
+        """Copy, verify the copy's size, then delete the source: never lose the object."""
+        size = self.size(src)
+        if size <= 5 * 1024**3:
+            self._call(f"copying {self.describe(src)}", self.client.copy_object, Key=dst,
+                       CopySource={"Bucket": self.bucket, "Key": src})
+        else:
+            self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)
+        copied = self.size(dst)
+        if copied != size:
+            raise StorageError(
+                f"Copy of {self.describe(src)} to {dst} has {copied} bytes, expected {size}; "
+                "the source was kept.", hint="Retry the move.")
+        self._call(f"deleting {self.describe(src)}", self.client.delete_object, Key=src)
+
+    def delete(self, keys: Iterable[str]) -> int:
+        count = 0
+        for batch in _batches(keys, S3_DELETE_BATCH):
+            result = self._call(
+                f"deleting {len(batch)} objects", self.client.delete_objects,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            errors = result.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise StorageError(
+                    f"S3 did not delete {len(errors)} of {len(batch)} objects; first: "
+                    f"{first.get('Key')} ({first.get('Code')}).", hint="Check permissions and retry.")
+            count += len(batch)
+        return count
+
+
+class _Readable:
+    """Adapts a botocore StreamingBody to the file protocol pyarrow's PythonFile wants."""
+
+    closed = False
+
+    def __init__(self, body):
+        self.body = body
+
+    def read(self, n: int = -1) -> bytes:
+        return self.body.read(None if n is None or n < 0 else n)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.body.close()
+        self.closed = True
+
+
+def _reraise(exc):
+    def fn(**_kwargs):
+        raise exc
+
+    return fn
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _missing(what: str) -> StorageError:
+    return StorageError(f"{what} does not exist.")
+
+
+def open_storage(location: str | Path, client=None) -> Storage:
+    """``s3://bucket`` gives an :class:`S3Storage`; anything else is a local folder."""
+    text = str(location)
+    if text.startswith("s3://"):
+        bucket = text[5:].strip("/")
+        if not bucket or "/" in bucket:
+            raise StorageError(f"'{text}' is not a bucket URL.", hint="Use s3://<bucket>.")
+        return S3Storage(bucket, client=client)
+    return LocalStorage(text)
