@@ -1,0 +1,92 @@
+"""``m7etl run --local``: the whole pipeline on this machine, no AWS account needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from m7etl.cli.output import table
+from m7etl.contracts import load_registry
+from m7etl.exceptions import UsageError
+from m7etl.raw_to_silver import Thresholds
+from m7etl.runner import run_pipeline
+from m7etl.storage import LocalStorage
+
+DEFAULT_DATA_DIR = Path(".work") / "data"
+
+
+@click.command("run")
+@click.option("--local", "local", is_flag=True, help="Run every stage on this machine.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR,
+              show_default=True, help="A folder laid out like the data bucket (landing/, raw/, ...).")
+@click.option("--date", "day", metavar="YYYYMMDD", help="Process this day (default: the days of the new files).")
+@click.option("--error-threshold", type=float, default=5.0, show_default=True,
+              help="Percent of rejected rows above which a file fails the quality gate.")
+@click.option("--warning-threshold", type=float, default=10.0, show_default=True,
+              help="Percent of rows with warnings above which a file is flagged.")
+@click.option("--contracts", type=click.Path(file_okay=False, path_type=Path),
+              help="A folder of contract YAML files (default: the built-in contracts).")
+@click.option("--strict", is_flag=True, help="Exit with code 2 if any file fails or is quarantined.")
+def command(local: bool, data_dir: Path, day: str | None, error_threshold: float,
+            warning_threshold: float, contracts: Path | None, strict: bool) -> None:
+    """Run landing -> raw -> silver -> gold and write the execution log."""
+    if not local:
+        raise UsageError("Only the local run is available here.",
+                         hint="Add --local (the AWS pipeline is started by its S3 trigger or the DAG).")
+    if not data_dir.is_dir():
+        raise UsageError(f"Data folder {data_dir} does not exist.",
+                         hint="Create it with a landing/ folder of CSV files, or run `make demo`.")
+    for name, value in (("--error-threshold", error_threshold), ("--warning-threshold", warning_threshold)):
+        if not 0 <= value <= 100:
+            raise UsageError(f"{name} {value} is not a percentage.", hint="Use a value from 0 to 100.")
+    registry = load_registry(contracts)
+    storage = LocalStorage(data_dir)
+    bar = None
+
+    def on_plan(days: list[str], total: int) -> None:
+        nonlocal bar
+        click.echo(f"Processing {total} file(s) for {', '.join(days)} in {storage.url}", err=True)
+        bar = click.progressbar(length=total, label="raw -> silver", file=click.get_text_stream("stderr"))
+        bar.__enter__()
+
+    def on_file(_key, _result) -> None:
+        bar.update(1)
+
+    try:
+        result = run_pipeline(storage, registry, day=day,
+                              thresholds=Thresholds(error_threshold, warning_threshold),
+                              on_plan=on_plan, on_file=on_file)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    _print_summary(result)
+    if strict and any(f.status != "ok" for d in result.days for f in d.files):
+        raise SystemExit(2)
+
+
+def _print_summary(result) -> None:
+    moved = [i for i in result.ingested if i.status in ("raw", "quarantined")]
+    if moved:
+        click.echo(f"\nIngested {len(moved)} file(s) from landing/.")
+    for skipped in (i for i in result.ingested if i.status == "ignored"):
+        click.echo(f"Left in landing/: {skipped.source_key} ({skipped.reason})")
+    for day in result.days:
+        rows = []
+        for f in day.files:
+            rows.append([f.source_key.rsplit("/", 1)[-1], f.dataset or "?", f.rows_read, f.rows_valid,
+                         f.rows_rejected, f"{f.rejected_pct:.2f}", f"{f.warned_pct:.2f}",
+                         f.status + (" (warning)" if f.warning else "")])
+        click.echo(f"\nDay {day.day}: raw -> silver")
+        click.echo(table(["file", "dataset", "rows", "valid", "rejected", "rej %", "warn %", "status"],
+                         rows, right={2, 3, 4, 5, 6}))
+        for f in day.files:
+            if f.reason:
+                click.echo(f"  {f.source_key.rsplit('/', 1)[-1]}: {f.reason}")
+        click.echo(f"\nDay {day.day}: silver -> gold")
+        click.echo(table(["dataset", "silver rows", "gold rows", "gold key"],
+                         [[g.dataset, g.rows_in, g.rows_out, g.gold_key or "(no input)"] for g in day.gold],
+                         right={1, 2}))
+        for note in day.notes:
+            click.echo(note)
+        click.echo(f"\nExecution log: {day.log_key}")

@@ -1,0 +1,249 @@
+"""Reading a raw CSV file as a stream of string batches, whatever its dialect.
+
+The dialect is found from the first bytes: gzip (by magic number), binary content, BOM,
+encoding (the contract's list, tried in order), delimiter (the contract's candidates,
+scored on the header). Every field is read as a string (empty stays empty, zip codes stay
+text); typing is validation's job. Rows with the wrong number of fields are handed to a
+callback with their record number instead of stopping the file. Each row gets the
+physical line number where it starts, counting quoted newlines.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from m7etl.contracts import Contract
+from m7etl.exceptions import UnreadableFileError
+
+HEAD_BYTES = 256 * 1024
+BLOCK_SIZE = 16 * 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = codecs.BOM_UTF8
+
+
+@dataclass
+class Dialect:
+    encoding: str
+    delimiter: str
+    gzip: bool
+    bom: bool
+    header: list[str]  # names as written in the file
+    columns: list[str]  # normalised names (contract names where they match)
+    missing_optional: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict:
+        return {"encoding": self.encoding + ("-sig" if self.bom else ""), "delimiter": self.delimiter,
+                "gzip": self.gzip}
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream that first replays bytes already read (the sniffed head), then the rest."""
+
+    def __init__(self, head: bytes, rest):
+        self.head = memoryview(head)
+        self.rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            out = bytes(self.head) + self.rest.read()
+            self.head = memoryview(b"")
+            return out
+        if self.head.nbytes:
+            out = bytes(self.head[:n])
+            self.head = self.head[n:]
+            if len(out) < n:
+                out += self.rest.read(n - len(out))
+            return out
+        return self.rest.read(n)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_head(stream, size: int) -> bytes:
+    chunks = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(bytes(chunk))
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _decode_head(head: bytes, encoding: str, complete: bool) -> str | None:
+    try:
+        return codecs.getincrementaldecoder(encoding)().decode(head, final=complete)
+    except UnicodeDecodeError:
+        return None
+
+
+def _normalise(name: str) -> str:
+    return name.strip().strip('"').strip().lower().replace(" ", "_")
+
+
+def sniff(head: bytes, contract: Contract, *, complete: bool, gzip: bool,
+          exclude: list[str] = ()) -> Dialect:
+    """Find encoding, delimiter and header from the file's first bytes, or say why not."""
+    if not head.strip(b" \t\r\n"):
+        raise UnreadableFileError("empty", "The file is empty (no header, no rows).")
+    if b"\x00" in head:
+        raise UnreadableFileError("binary", "The file holds binary data (NUL bytes), not CSV text.")
+    bom = head.startswith(UTF8_BOM)
+    body = head[len(UTF8_BOM):] if bom else head
+    encodings = [e for e in (("utf-8",) if bom else contract.dialect.encodings) if e not in exclude]
+    text = encoding = None
+    for candidate in encodings:
+        text = _decode_head(body, candidate, complete)
+        if text is not None:
+            encoding = candidate
+            break
+    if text is None:
+        tried = " or ".join([*exclude, *encodings])
+        raise UnreadableFileError("encoding", f"The file is not valid {tried} text"
+                                  + (" throughout." if exclude else "."))
+    end = text.find("\n")
+    if end < 0 and not complete:
+        raise UnreadableFileError("no_header", f"No line break in the first {HEAD_BYTES} bytes: "
+                                               "this is not a CSV file with a header.")
+    header_line = (text if end < 0 else text[:end]).rstrip("\r")
+    wanted = {c.name for c in contract.columns}
+    best = None
+    for delimiter in contract.dialect.delimiters:
+        names = next(csv.reader([header_line], delimiter=delimiter), [])
+        score = len({_normalise(n) for n in names} & wanted)
+        if best is None or score > best[0]:
+            best = (score, delimiter, names)
+    score, delimiter, names = best
+    if score == 0:
+        raise UnreadableFileError(
+            "bad_header", f"The first line {header_line[:120]!r} names none of the "
+                          f"{contract.dataset} columns ({', '.join(sorted(wanted))}).")
+    columns = [_normalise(n) for n in names]
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise UnreadableFileError("bad_header", f"The header repeats column(s) {', '.join(dupes)}.")
+    missing = [c for c in contract.columns if c.name not in columns]
+    missing_required = [c.name for c in missing if c.required]
+    if missing_required:
+        raise UnreadableFileError(
+            "missing_columns", f"The header lacks required column(s) {', '.join(missing_required)}.")
+    return Dialect(
+        encoding=encoding, delimiter=delimiter, gzip=gzip, bom=bom, header=names, columns=columns,
+        missing_optional=[c.name for c in missing],
+        extra=[n for n, c in zip(names, columns, strict=True) if c not in wanted],
+    )
+
+
+@dataclass
+class Positions:
+    """Tracks record and line numbers across batches (header = record 1, line 1)."""
+
+    next_record: int = 2
+    next_line: int = 2
+    pending: list[tuple[int, str, int, int]] = field(default_factory=list)  # invalid rows
+
+    def place(self, newlines: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str, int, int]]]:
+        """Line numbers of a batch's rows, and of the invalid rows that fell among them."""
+        n = len(newlines)
+        self.pending.sort(key=lambda item: item[0])
+        k = 0
+        while k < len(self.pending) and self.pending[k][0] <= self.next_record + n + k:
+            k += 1
+        placed, self.pending = self.pending[:k], self.pending[k:]
+        total = n + k
+        spans = np.ones(total, dtype=np.int64)
+        is_invalid = np.zeros(total, dtype=bool)
+        for record, text, _expected, _actual in placed:
+            pos = record - self.next_record
+            is_invalid[pos] = True
+            spans[pos] = 1 + text.count("\n")
+        spans[~is_invalid] += newlines
+        starts = self.next_line + np.concatenate(([0], np.cumsum(spans)[:-1])) if total else spans
+        invalid = [(int(starts[r - self.next_record]), text, e, a) for r, text, e, a in placed]
+        self.next_record += total
+        self.next_line += int(spans.sum())
+        return starts[~is_invalid], invalid
+
+
+def _newlines(batch: pa.RecordBatch) -> np.ndarray:
+    counts = None
+    for column in batch.columns:
+        c = pc.count_substring(column, "\n")
+        counts = c if counts is None else pc.add(counts, c)
+    if counts is None:
+        return np.zeros(batch.num_rows, dtype=np.int64)
+    return pc.fill_null(counts, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+@dataclass
+class Batch:
+    data: pa.RecordBatch  # string columns named by the normalised header
+    lines: np.ndarray  # line number of each row
+    invalid: list[tuple[int, str, int, int]]  # (line, text, expected fields, found fields)
+
+
+def open_text_stream(raw) -> tuple[object, bytes, bool]:
+    """Wrap gzip by magic number; return the readable stream, its head and whether gzip."""
+    head = _read_head(raw, 2)
+    stream = _Prefixed(head, raw)
+    is_gzip = head == GZIP_MAGIC
+    if is_gzip:
+        stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "gzip")
+    try:
+        body_head = _read_head(stream, HEAD_BYTES)
+    except (OSError, pa.ArrowException) as exc:
+        raise UnreadableFileError("gzip", f"The gzip data is corrupt: {exc}.") from None
+    return _Prefixed(body_head, stream), body_head, is_gzip
+
+
+def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> Iterator[Batch]:
+    """Yield string batches with their line numbers; invalid rows are reported, not raised."""
+    positions = Positions()
+    read_options = pacsv.ReadOptions(
+        use_threads=False,  # keeps the record numbers of invalid rows (and memory flat)
+        block_size=block_size,
+        skip_rows=1,
+        column_names=dialect.columns,
+        encoding="utf8" if dialect.encoding == "utf-8" else dialect.encoding,
+    )
+
+    def on_invalid(row) -> str:
+        positions.pending.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    parse_options = pacsv.ParseOptions(
+        delimiter=dialect.delimiter, quote_char='"', double_quote=True,
+        newlines_in_values=True, invalid_row_handler=on_invalid,
+    )
+    convert_options = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in dialect.columns},
+        strings_can_be_null=False, quoted_strings_can_be_null=False,
+    )
+    reader = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
+                            convert_options=convert_options)
+    for batch in reader:
+        lines, invalid = positions.place(_newlines(batch))
+        yield Batch(batch, lines, invalid)
+    # Invalid rows after the last good row.
+    _lines, invalid = positions.place(np.zeros(0, dtype=np.int64))
+    if positions.pending:  # not contiguous: keep them, without a line number
+        invalid += [(None, text, e, a) for _r, text, e, a in positions.pending]
+    if invalid:
+        yield Batch(None, np.zeros(0, dtype=np.int64), invalid)

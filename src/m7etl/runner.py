@@ -1,0 +1,124 @@
+"""The local runner: the whole pipeline on one machine, over any :class:`Storage`.
+
+landing -> raw (ingest), raw -> silver per file, silver -> gold per dataset, then the
+execution log of each day. Days processed: ``--date`` if given, else the days of the
+files just ingested, else the latest day already in ``raw/`` (a replay).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from m7etl import layout
+from m7etl.contracts import Registry
+from m7etl.exceptions import UsageError
+from m7etl.ingest import IGNORED, QUARANTINED, IngestResult, ingest
+from m7etl.raw_to_silver import FileResult, Thresholds, process_raw_file
+from m7etl.report import build_execution_log, utc_now, write_execution_log
+from m7etl.silver_to_gold import GoldResult, process_gold
+from m7etl.storage import Storage
+
+
+@dataclass
+class DayResult:
+    day: str
+    files: list[FileResult] = field(default_factory=list)
+    gold: list[GoldResult] = field(default_factory=list)
+    log_key: str | None = None
+    load: list[dict] | None = None  # filled by the warehouse step when it runs
+    notes: list[str] = field(default_factory=list)  # extra summary lines for the CLI
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    ingested: list[IngestResult]
+    days: list[DayResult]
+
+
+def ingest_landing(storage: Storage, registry: Registry, arrival_day: str) -> list[IngestResult]:
+    keys = [o.key for o in storage.list(layout.LANDING)]
+    return [ingest(storage, key, registry, arrival_day) for key in keys]
+
+
+def raw_days(storage: Storage) -> list[str]:
+    return sorted({d for d in (layout.day_of_raw_key(o.key) for o in storage.list(layout.RAW)) if d})
+
+
+def plan_days(requested: str | None, ingested: list[IngestResult], storage: Storage) -> list[str]:
+    if requested:
+        return [requested]
+    days = sorted({r.date for r in ingested if r.status != IGNORED and r.date})
+    if days:
+        return days
+    existing = raw_days(storage)
+    if not existing:
+        raise UsageError(
+            f"Nothing to process in {storage.url}: landing/ has no CSV file and raw/ has no day.",
+            hint="Put CSV files in landing/ (make demo generates some) or pass --date.")
+    return existing[-1:]
+
+
+def process_day(storage: Storage, registry: Registry, day: str, thresholds: Thresholds,
+                on_file: Callable[[str, FileResult], None] | None = None,
+                quarantined_at_ingest: list[IngestResult] = ()) -> DayResult:
+    """raw -> silver for every raw file of the day, then gold for every dataset."""
+    result = DayResult(day)
+    for item in quarantined_at_ingest:
+        result.files.append(FileResult(source_key=item.source_key, dataset=None, date=day,
+                                       status="quarantined", reason=item.reason,
+                                       outputs={"quarantine": item.target_key}))
+    keys = [o.key for o in storage.list(layout.raw_prefix(day)) if layout.is_input_file(o.key)]
+    for key in keys:
+        file_result = process_raw_file(storage, key, registry, thresholds)
+        result.files.append(file_result)
+        if on_file:
+            on_file(key, file_result)
+    for contract in registry:
+        gold = process_gold(storage, contract, day)
+        if gold.status != "no_input" or any(f.dataset == contract.dataset for f in result.files):
+            result.gold.append(gold)
+    return result
+
+
+def run_pipeline(storage: Storage, registry: Registry, *, day: str | None = None,
+                 thresholds: Thresholds = Thresholds(),
+                 on_plan: Callable[[list[str], int], None] | None = None,
+                 on_file: Callable[[str, FileResult], None] | None = None,
+                 after_day: Callable[[DayResult], None] | None = None) -> RunResult:
+    """Run every stage for the planned days and write one execution log per day."""
+    if day is not None:
+        try:
+            layout.parse_day(day)
+        except ValueError as exc:
+            raise UsageError(f"--date: {exc}.", hint="Use YYYYMMDD, e.g. 20250501.") from None
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    started = utc_now()
+    ingested = ingest_landing(storage, registry, datetime.now(UTC).strftime("%Y%m%d"))
+    days = plan_days(day, ingested, storage)
+    if on_plan:
+        total = sum(len([o for o in storage.list(layout.raw_prefix(d)) if layout.is_input_file(o.key)])
+                    for d in days)
+        on_plan(days, total)
+    results = []
+    for d in days:
+        day_result = process_day(storage, registry, d, thresholds, on_file,
+                                 [i for i in ingested if i.date == d and i.status == QUARANTINED])
+        if after_day:
+            after_day(day_result)  # e.g. the warehouse load, which fills day_result.load
+        log = build_execution_log(
+            run_id=run_id, day=d, started_at=started, finished_at=utc_now(),
+            parameters={"error_threshold": thresholds.error_pct,
+                        "warning_threshold": thresholds.warning_pct, "days": days,
+                        "storage": storage.url},
+            files=[f.to_dict() for f in day_result.files],
+            gold=[g.to_dict() for g in day_result.gold],
+            ingested=[i.to_dict() for i in ingested if i.date == d],
+            load=day_result.load,
+        )
+        day_result.log_key = write_execution_log(storage, log)
+        results.append(day_result)
+    return RunResult(run_id, ingested, results)

@@ -1,0 +1,292 @@
+"""Row-level validation of one batch of CSV text against a contract (pure, vectorised).
+
+Input: a batch whose columns are the raw strings of the file, named as the contract names
+them. Output: the typed rows that pass every hard rule (silver), one reject entry per
+broken rule (with line number, column, rule and raw value), and the soft warnings of the
+rows kept. Everything runs in Arrow compute kernels; Python touches rejected rows only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from m7etl.contracts import DEFAULT_FORMATS, Column, Contract, Rules
+
+ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+}
+TRUE_WORDS = ["true", "t", "yes", "y", "1", "oui", "vrai"]
+FALSE_WORDS = ["false", "f", "no", "n", "0", "non", "faux"]
+INT_RE = r"^[+-]?[0-9]{1,18}$"
+FLOAT_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$"
+ISO_SHAPES = {"date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+              "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"}
+OPS = {">": pc.greater, ">=": pc.greater_equal, "<": pc.less, "<=": pc.less_equal}
+OP_WORDS = {">": "greater than", ">=": "greater than or equal to", "<": "less than",
+            "<=": "less than or equal to"}
+
+LINEAGE_FIELDS = [
+    pa.field("_source_key", pa.string(), nullable=False),
+    pa.field("_line_number", pa.int64(), nullable=False),
+    pa.field("_warnings", pa.string()),
+]
+REJECTS_SCHEMA = pa.schema([
+    pa.field("source_key", pa.string(), nullable=False),
+    pa.field("line_number", pa.int64()),
+    pa.field("column", pa.string()),
+    pa.field("rule", pa.string(), nullable=False),
+    pa.field("raw_value", pa.string()),
+    pa.field("message", pa.string(), nullable=False),
+    pa.field("record", pa.string()),
+])
+
+
+def silver_schema(contract: Contract) -> pa.Schema:
+    """Silver's explicit schema: the contract's typed columns, then lineage columns."""
+    fields = [pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required) for c in contract.columns]
+    return pa.schema(fields + LINEAGE_FIELDS)
+
+
+@dataclass
+class BatchResult:
+    valid: pa.Table
+    rejects: pa.Table
+    rows_rejected: int
+    rows_warned: int
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A rule broken by some rows: mask over the batch, and how to describe it."""
+
+    mask: pa.Array
+    column: str | None
+    rule: str
+    message: str
+
+
+def _typed_bound(column: Column, value):
+    if value is None:
+        return None
+    if column.type in ("date", "timestamp"):
+        from datetime import datetime
+
+        parsed = datetime.strptime(str(value), column.format)
+        return pa.scalar(parsed.date() if column.type == "date" else parsed, ARROW_TYPES[column.type])
+    return pa.scalar(value, ARROW_TYPES[column.type])
+
+
+@lru_cache(maxsize=64)
+def _value_set(values: tuple[str, ...]) -> pa.Array:
+    return pa.array(list(values), pa.string())
+
+
+def _cast_strict(values: pa.Array, target: pa.DataType) -> pa.Array:
+    """Cast; entries the cast refuses become null (found by bisection, as they are rare)."""
+    try:
+        return pc.cast(values, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if len(values) == 1:
+            return pa.nulls(1, target)
+        mid = len(values) // 2
+        return pa.concat_arrays([_cast_strict(values[:mid], target), _cast_strict(values[mid:], target)])
+
+
+def _all(mask: pa.Array) -> bool:
+    return bool(pc.all(mask).as_py()) if len(mask) else True
+
+
+def _parse(column: Column, raw: pa.Array, decimal_comma: bool) -> pa.Array:
+    """Typed values; null where the text is empty or not a valid value of the type."""
+    ctype = column.type
+    if ctype == "string":
+        return raw
+    target = ARROW_TYPES[ctype]
+    text = raw
+    if ctype == "integer":
+        ok = pc.match_substring_regex(text, INT_RE)
+        if not _all(ok):
+            text = pc.utf8_trim_whitespace(text)
+            ok = pc.match_substring_regex(text, INT_RE)
+        return pc.cast(pc.if_else(ok, text, None), target)
+    if ctype == "float":
+        if decimal_comma:
+            text = pc.replace_substring(text, ",", ".")
+        ok = pc.match_substring_regex(text, FLOAT_RE)
+        if not _all(ok):
+            text = pc.utf8_trim_whitespace(text)
+            ok = pc.match_substring_regex(text, FLOAT_RE)
+        return pc.cast(pc.if_else(ok, text, None), target)
+    if ctype == "boolean":
+        lower = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+        known = pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS + FALSE_WORDS)))
+        return pc.if_else(known, pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS))), None)
+    # date and timestamp
+    if column.format == DEFAULT_FORMATS[ctype]:
+        ok = pc.match_substring_regex(text, ISO_SHAPES[ctype])
+        if not _all(ok):
+            text = pc.utf8_trim_whitespace(text)
+            ok = pc.match_substring_regex(text, ISO_SHAPES[ctype])
+        return _cast_strict(pc.if_else(ok, text, None), target)
+    # A custom format: strptime normalises impossible dates (Feb 30 -> Mar 2), so a value
+    # is valid only if formatting it back gives the same text.
+    parsed = pc.strptime(text, format=column.format, unit="us", error_is_null=True)
+    same = pc.equal(pc.strftime(parsed, format=column.format), text)
+    parsed = pc.if_else(same, parsed, None)
+    return pc.cast(parsed, target) if ctype == "date" else parsed
+
+
+def _rule_failures(column: Column, rules: Rules, raw: pa.Array, typed: pa.Array,
+                   prefix: str = "") -> list[_Failure]:
+    """Masks of the rows breaking each rule (null values never break a value rule)."""
+    out = []
+    name = column.name
+    if rules.min is not None:
+        bound = _typed_bound(column, rules.min)
+        out.append(_Failure(pc.less(typed, bound), name, prefix + "min", f"below the minimum {rules.min}"))
+    if rules.max is not None:
+        bound = _typed_bound(column, rules.max)
+        out.append(_Failure(pc.greater(typed, bound), name, prefix + "max", f"above the maximum {rules.max}"))
+    if rules.allowed is not None:
+        shown = ", ".join(rules.allowed[:8]) + (", ..." if len(rules.allowed) > 8 else "")
+        values = typed.cast(pa.string()) if column.type != "string" else typed
+        if column.type == "boolean":
+            values = raw
+        mask = pc.invert(pc.is_in(values, value_set=_value_set(rules.allowed)))
+        out.append(_Failure(pc.and_(mask, pc.is_valid(typed)), name, prefix + "allowed",
+                            f"not one of the allowed values ({shown})"))
+    if rules.pattern is not None:
+        mask = pc.invert(pc.match_substring_regex(typed, rules.pattern))
+        out.append(_Failure(mask, name, prefix + "pattern", f"does not match {rules.pattern}"))
+    if rules.max_length is not None:
+        mask = pc.greater(pc.utf8_length(typed), rules.max_length)
+        out.append(_Failure(mask, name, prefix + "max_length",
+                            f"longer than {rules.max_length} characters"))
+    return out
+
+
+def _indices(mask: pa.Array) -> np.ndarray:
+    filled = pc.fill_null(mask, False)
+    return np.flatnonzero(filled.to_numpy(zero_copy_only=False))
+
+
+def validate_batch(
+    contract: Contract,
+    batch: pa.RecordBatch | pa.Table,
+    line_numbers: np.ndarray,
+    source_key: str,
+    *,
+    decimal_comma: bool = False,
+) -> BatchResult:
+    """Split one batch of raw strings into typed valid rows and rejects, with warnings."""
+    n = batch.num_rows
+    present = set(batch.schema.names)
+    raw_cols: dict[str, pa.Array] = {}
+    typed: dict[str, pa.Array] = {}
+    hard: list[_Failure] = []
+    soft: list[_Failure] = []
+    for column in contract.columns:
+        if column.name in present:
+            raw = batch.column(column.name)
+            raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+        else:
+            raw = pa.nulls(n, pa.string())  # an optional column the file does not carry
+        empty = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True)
+        raw_cols[column.name] = raw
+        value = _parse(column, raw, decimal_comma)
+        value = pc.if_else(empty, pa.scalar(None, ARROW_TYPES[column.type]), value)
+        typed[column.name] = value
+        if column.required:
+            hard.append(_Failure(empty, column.name, "required", "required value is empty"))
+        bad_type = pc.and_(pc.invert(empty), pc.is_null(value))
+        if column.type != "string":
+            hard.append(_Failure(bad_type, column.name, "type", f"not a valid {column.type}"
+                                 + (f" ({column.format})" if column.format else "")))
+        hard.extend(_rule_failures(column, column.rules, raw, value))
+        soft.extend(_rule_failures(column, column.warn, raw, value, prefix="warn_"))
+    for check in contract.checks:
+        mask = OPS[check.op](typed[check.column], typed[check.other])
+        failure = _Failure(pc.invert(mask), check.column, check.name,
+                           f"{check.column} must be {OP_WORDS[check.op]} {check.other}")
+        (hard if check.severity == "error" else soft).append(failure)
+
+    rejected = pa.array(np.zeros(n, dtype=bool))
+    for f in hard:
+        rejected = pc.or_(rejected, pc.fill_null(f.mask, False))
+    keep = pc.invert(rejected)
+    rows_rejected = n - int(pc.sum(keep).as_py() or 0) if n else 0
+
+    warnings = pa.nulls(n, pa.string())
+    rows_warned = 0
+    if soft:
+        labels = [pc.if_else(pc.fill_null(f.mask, False), f"{f.column}:{f.rule}", None) for f in soft]
+        warnings = labels[0] if len(labels) == 1 else pc.binary_join_element_wise(
+            *labels, ";", null_handling="skip")
+        warnings = pc.if_else(pc.equal(pc.binary_length(warnings), 0), None, warnings)
+        rows_warned = int(pc.sum(pc.and_(keep, pc.is_valid(warnings))).as_py() or 0)
+
+    lines = pa.array(line_numbers, pa.int64())
+    columns = [typed[c.name] for c in contract.columns]
+    columns += [pa.array([source_key] * n, pa.string()) if n else pa.array([], pa.string()),
+                lines, warnings]
+    table = pa.Table.from_arrays(columns, schema=_nullable(silver_schema(contract)))
+    valid = table.filter(keep) if rows_rejected else table
+    valid = valid.cast(silver_schema(contract))
+    return BatchResult(valid, _rejects(hard, raw_cols, contract, line_numbers, source_key),
+                       rows_rejected, rows_warned)
+
+
+@lru_cache(maxsize=32)
+def _nullable_cached(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
+def _nullable(schema: pa.Schema) -> pa.Schema:
+    return _nullable_cached(schema)
+
+
+def _rejects(failures: list[_Failure], raw_cols: dict[str, pa.Array], contract: Contract,
+             line_numbers: np.ndarray, source_key: str) -> pa.Table:
+    rows: dict[str, list] = {name: [] for name in REJECTS_SCHEMA.names}
+    records: dict[int, str] = {}
+    for f in failures:
+        idx = _indices(f.mask)
+        if not len(idx):
+            continue
+        raw_values = raw_cols[f.column].take(pa.array(idx)).to_pylist() if f.column else [None] * len(idx)
+        for i, value in zip(idx.tolist(), raw_values, strict=True):
+            if i not in records:
+                records[i] = json.dumps(
+                    {c.name: raw_cols[c.name][i].as_py() for c in contract.columns}, ensure_ascii=False)
+            rows["source_key"].append(source_key)
+            rows["line_number"].append(int(line_numbers[i]))
+            rows["column"].append(f.column)
+            rows["rule"].append(f.rule)
+            rows["raw_value"].append(value)
+            rows["message"].append(f.message)
+            rows["record"].append(records[i])
+    return pa.Table.from_pydict(rows, schema=REJECTS_SCHEMA)
+
+
+def column_count_rejects(source_key: str, items: list[tuple[int | None, str, int, int]]) -> pa.Table:
+    """Rejects for rows the CSV parser could not split into the header's number of fields."""
+    return pa.Table.from_pydict({
+        "source_key": [source_key] * len(items),
+        "line_number": [line for line, _t, _e, _a in items],
+        "column": [None] * len(items),
+        "rule": ["column_count"] * len(items),
+        "raw_value": [text for _l, text, _e, _a in items],
+        "message": [f"expected {e} fields, found {a}" for _l, _t, e, a in items],
+        "record": [text for _l, text, _e, _a in items],
+    }, schema=REJECTS_SCHEMA)
