@@ -92,7 +92,7 @@ def aggregate(contract: Contract, silver: pa.Table, day: str) -> pa.Table:
             func = "count_distinct" if m.agg == "count_distinct" else m.agg
             aggs.append((m.column, func))
             produced.append(f"{m.column}_{func}")
-    aggs = list(dict.fromkeys(aggs))  # the same (column, function) is computed once
+    aggs = list({name: agg for name, agg in zip(produced, aggs, strict=True)}.values())
     grouped = silver.group_by(list(spec.group_by), use_threads=False).aggregate(aggs)
     # pyarrow names each result "<column>_<function>" ("count_all" for a row count).
     columns = [grouped.column(k) for k in spec.group_by] + [grouped.column(p) for p in produced]

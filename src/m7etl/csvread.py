@@ -182,14 +182,22 @@ class Positions:
         return starts[~is_invalid], invalid
 
 
+def _has_newline(column: pa.Array) -> bool:
+    """A fast scan of the column's character buffer (quoted newlines are rare)."""
+    if column.offset != 0:
+        return bool(pc.any(pc.match_substring(column, "\n")).as_py())
+    data = column.buffers()[2]
+    return data is not None and bool((np.frombuffer(data, dtype=np.uint8) == 10).any())
+
+
 def _newlines(batch: pa.RecordBatch) -> np.ndarray:
-    counts = None
+    """Quoted newlines inside each row's values (so line numbers stay exact)."""
+    counts = np.zeros(batch.num_rows, dtype=np.int64)
     for column in batch.columns:
-        c = pc.count_substring(column, "\n")
-        counts = c if counts is None else pc.add(counts, c)
-    if counts is None:
-        return np.zeros(batch.num_rows, dtype=np.int64)
-    return pc.fill_null(counts, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(column) and _has_newline(column):
+            c = pc.fill_null(pc.count_substring(column, "\n"), 0)
+            counts += c.to_numpy(zero_copy_only=False).astype(np.int64)
+    return counts
 
 
 @dataclass

@@ -1,0 +1,51 @@
+# m7etl — every set-up step lives here, so a fresh machine needs only `make demo` / `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORK := .work
+# Airflow 3.0.6's constraints (what MWAA runs) pin the shared libraries, so the core is
+# tested against the versions production uses. duckdb is unpinned from it: fakesnow
+# 0.12 (the local Snowflake) needs DuckDB 2, and Airflow itself does not use DuckDB.
+AIRFLOW_CONSTRAINTS := constraints/airflow-3.0.6-python3.12.txt
+CONSTRAINTS := $(WORK)/constraints.txt
+STAMP := $(VENV)/.installed
+DEMO_DIR := $(WORK)/demo
+DEMO_DAY := 20250501
+
+.PHONY: all install demo test lint format bench clean help
+.DEFAULT_GOAL := help
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^[^:]*:([a-z-]+):.*## /\1\t/;s/^([a-z-]+):.*## /\1\t/'
+
+$(CONSTRAINTS): $(AIRFLOW_CONSTRAINTS)
+	@mkdir -p $(WORK)
+	grep -v -i -E '^duckdb==' $(AIRFLOW_CONSTRAINTS) > $@
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## Create .venv and install m7etl with everything the tests need
+
+demo: $(STAMP)  ## Generate sample files and run the whole pipeline locally (no AWS, no Snowflake)
+	$(BIN)/m7etl sample --demo --day $(DEMO_DAY) --out $(DEMO_DIR)/landing
+	$(BIN)/m7etl run --local --data-dir $(DEMO_DIR)
+
+test: $(STAMP)  ## Lint, then run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## Throughput and peak memory of raw->silver beside pyarrow, DuckDB and pandas
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf build $(WORK) .pytest_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""Property: whatever the rows, every one is either in silver or in the rejects file."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import csv_bytes
+from m7etl.raw_to_silver import Thresholds, process_raw_file
+from m7etl.storage import LocalStorage
+
+GOOD = ["1", "TF1", "general", "fr", "true", "basic", "1990-01-01", "2025-05-01 00:00:00"]
+HEADER = ["channel_id", "channel_name", "genre", "language", "is_hd", "package", "launched_on",
+          "updated_at"]
+KEY = "raw/20250501/Channel_20250501.csv"
+
+field_value = st.one_of(
+    st.sampled_from(["", "0", "-1", "12", "99999", "abc", "true", "maybe", "2025-02-30",
+                     "2025-05-01 00:00:00", "fr", "xx", "sports", "premium", "Canal+"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"),
+            max_size=12),
+)
+
+
+def quote(value: str) -> str:
+    if any(ch in value for ch in ',"\n') or value != value.strip():
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+row = st.one_of(
+    st.just(GOOD),
+    st.lists(field_value, min_size=8, max_size=8),
+    st.lists(field_value, min_size=1, max_size=11),  # wrong field counts too
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(row, min_size=1, max_size=40))
+def test_rows_read_equals_valid_plus_rejected(tmp_path_factory, registry, rows):
+    storage = LocalStorage(tmp_path_factory.mktemp("bucket"))
+    lines = [HEADER] + [[quote(v) for v in r] for r in rows]
+    # A single empty field on its own is an empty line, which CSV readers skip.
+    data_rows = [r for r in lines[1:] if r != [""]]
+    storage.write_bytes(KEY, csv_bytes([HEADER] + data_rows))
+    result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100))
+    if not data_rows:
+        assert result.status == "quarantined"
+        return
+    assert result.rows_read == len(data_rows)
+    assert result.rows_read == result.rows_valid + result.rows_rejected
+    silver = pq.read_table(pa.BufferReader(storage.read_bytes(result.outputs["silver"])))
+    assert silver.num_rows == result.rows_valid
+    rejected_lines = set()
+    if result.rows_rejected:
+        rejects = pq.read_table(pa.BufferReader(storage.read_bytes(result.outputs["rejects"])))
+        rejected_lines = set(rejects.column("line_number").to_pylist())
+    assert len(rejected_lines) == result.rows_rejected
+    assert rejected_lines.isdisjoint(silver.column("_line_number").to_pylist())

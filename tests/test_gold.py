@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from m7etl.aggregate import gold_schema
+from m7etl.silver_to_gold import process_gold
+from m7etl.validate import silver_schema
+
+
+def write_silver(storage, contract, day: str, name: str, rows: list[dict]) -> None:
+    schema = silver_schema(contract)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    storage.write_bytes(f"silver/{day}/{contract.dataset}/{name}.parquet", sink.getvalue().to_pybytes())
+
+
+def device(i: int, seen: datetime, status: str, source: str, line: int) -> dict:
+    return {"device_id": f"STB{i:09d}", "subscriber_id": "SUB00000001", "model": "M7-HD100",
+            "firmware_version": "1.0.0", "region": None, "activation_date": date(2020, 1, 1),
+            "last_seen_at": seen, "status": status, "signal_quality_pct": None,
+            "_source_key": source, "_line_number": line, "_warnings": None}
+
+
+def test_snapshot_keeps_the_latest_record_per_key_across_files(storage, registry):
+    contract = registry["Device"]
+    t0 = datetime(2025, 5, 1, 8)
+    write_silver(storage, contract, "20250501", "Device_20250501", [
+        device(1, t0, "active", "raw/20250501/Device_20250501.csv", 2),
+        device(2, t0 + timedelta(hours=2), "faulty", "raw/20250501/Device_20250501.csv", 3),
+        device(2, t0, "active", "raw/20250501/Device_20250501.csv", 4),  # older: superseded
+        device(3, t0, "active", "raw/20250501/Device_20250501.csv", 5),
+        device(3, t0, "returned", "raw/20250501/Device_20250501.csv", 6),  # same time, later line wins
+    ])
+    write_silver(storage, contract, "20250501", "Device_20250501_b", [
+        device(1, t0 + timedelta(hours=1), "inactive", "raw/20250501/Device_20250501_b.csv", 2),
+    ])
+    result = process_gold(storage, contract, "20250501")
+    assert (result.status, result.rows_in, result.rows_out, result.rows_superseded) == ("ok", 6, 3, 3)
+    gold = pq.read_table(pa.BufferReader(storage.read_bytes("gold/Device_20250501.parquet")))
+    assert gold.schema == gold_schema(contract)
+    assert [(r["device_id"], r["status"]) for r in gold.to_pylist()] == [
+        ("STB000000001", "inactive"), ("STB000000002", "faulty"), ("STB000000003", "returned")]
+    assert set(gold.column("business_date").to_pylist()) == {date(2025, 5, 1)}
+
+
+def test_aggregate_matches_an_independent_computation(storage, registry):
+    contract = registry["Viewing"]
+    rng = random.Random(3)
+    rows = []
+    for i in range(500):
+        start = datetime(2025, 5, 1) + timedelta(seconds=rng.randrange(86000))
+        duration = rng.randrange(0, 7200)
+        rows.append({"session_id": f"{i:016x}", "device_id": f"STB{rng.randrange(40):09d}",
+                     "channel_id": rng.randrange(1, 6), "session_start": start,
+                     "session_end": start + timedelta(seconds=duration), "duration_s": duration,
+                     "view_hour": start.hour, "playback_mode": rng.choice(["live", "vod"]),
+                     "_source_key": "k", "_line_number": i + 2, "_warnings": None})
+    write_silver(storage, contract, "20250501", "Viewing_20250501", rows[:300])
+    write_silver(storage, contract, "20250501", "Viewing_20250501_late", rows[300:])
+    result = process_gold(storage, contract, "20250501")
+    gold = pq.read_table(pa.BufferReader(storage.read_bytes(result.gold_key))).to_pylist()
+
+    expected = defaultdict(lambda: {"sessions": 0, "viewers": set(), "total": 0})
+    for r in rows:
+        g = expected[(r["channel_id"], r["view_hour"], r["playback_mode"])]
+        g["sessions"] += 1
+        g["viewers"].add(r["device_id"])
+        g["total"] += r["duration_s"]
+    assert len(gold) == len(expected) and result.rows_in == 500
+    for row in gold:
+        e = expected[(row["channel_id"], row["view_hour"], row["playback_mode"])]
+        assert row["sessions"] == e["sessions"] and row["viewers"] == len(e["viewers"])
+        assert row["total_duration_s"] == e["total"]
+        assert abs(row["avg_duration_s"] - e["total"] / e["sessions"]) < 1e-9
+    keys = [(r["channel_id"], r["view_hour"], r["playback_mode"]) for r in gold]
+    assert keys == sorted(keys)
+
+
+def test_a_day_without_silver_has_no_gold_and_a_stale_gold_is_removed(storage, registry):
+    contract = registry["EPG"]
+    storage.write_bytes("gold/EPG_20250501.parquet", b"stale")
+    result = process_gold(storage, contract, "20250501")
+    assert (result.status, result.gold_key) == ("no_input", None)
+    assert not storage.exists("gold/EPG_20250501.parquet")
+
+
+def test_rebuilding_gold_rewrites_identical_bytes(local_storage, registry):
+    contract = registry["Device"]
+    t0 = datetime(2025, 5, 1, 8)
+    write_silver(local_storage, contract, "20250501", "Device_20250501",
+                 [device(i, t0, "active", "k", i + 2) for i in range(20)])
+    process_gold(local_storage, contract, "20250501")
+    first = local_storage.read_bytes("gold/Device_20250501.parquet")
+    process_gold(local_storage, contract, "20250501")
+    assert local_storage.read_bytes("gold/Device_20250501.parquet") == first

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from helpers import csv_bytes
+from m7etl import layout
+from m7etl.raw_to_silver import Thresholds, process_raw_file
+
+HEADER = ["channel_id", "channel_name", "genre", "language", "is_hd", "package", "launched_on",
+          "updated_at"]
+ROW = ["1", "TF1", "general", "fr", "true", "basic", "1990-01-01", "2025-05-01 00:00:00"]
+KEY = "raw/20250501/Channel_20250501.csv"
+
+
+def rows(n: int, start: int = 1) -> list[list[str]]:
+    return [[str(i)] + ROW[1:] for i in range(start, start + n)]
+
+
+def parquet(storage, key: str) -> pa.Table:
+    return pq.read_table(pa.BufferReader(storage.read_bytes(key)))
+
+
+def put(storage, data: bytes, key: str = KEY) -> str:
+    storage.write_bytes(key, data)
+    return key
+
+
+@pytest.mark.parametrize("dialect", [
+    {"delimiter": ","},
+    {"delimiter": ";"},
+    {"encoding": "utf-8-sig"},
+    {"encoding": "cp1252", "delimiter": ";"},
+    {"line_ending": "\r\n"},
+    {"gzip": True},
+])
+def test_every_dialect_seen_in_practice_gives_the_same_silver(storage, registry, dialect):
+    data = [HEADER] + rows(3) + [["4", "Télé Bretagne", "regional", "fr", "non", "", "", "2025-05-01 00:00:00"]]
+    key = KEY + (".gz" if dialect.get("gzip") else "")
+    put(storage, csv_bytes(data, **dialect), key)
+    result = process_raw_file(storage, key, registry)
+    assert (result.status, result.rows_read, result.rows_valid) == ("ok", 4, 4)
+    silver = parquet(storage, result.outputs["silver"])
+    assert silver.column("channel_name").to_pylist()[-1] == "Télé Bretagne"
+    assert silver.column("is_hd").to_pylist() == [True, True, True, False]
+    assert result.outputs["silver"] == "silver/20250501/Channel/Channel_20250501.parquet"
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty"),
+    (b"\n\n", "empty"),
+    (csv_bytes([HEADER]), "header_only"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10, "binary"),
+    (csv_bytes([["foo", "bar"], ["1", "2"]]), "bad_header"),
+    (csv_bytes([HEADER[1:]] + [r[1:] for r in rows(2)]), "missing_columns"),
+    (b"\x1f\x8b\x08\x00garbage-not-gzip", "gzip"),
+])
+def test_unreadable_files_are_quarantined_with_their_reason(storage, registry, data, reason):
+    put(storage, data)
+    result = process_raw_file(storage, KEY, registry)
+    assert result.status == "quarantined" and result.reason.startswith(reason)
+    target = layout.quarantine_key("20250501", KEY)
+    assert not storage.exists(KEY) and storage.read_bytes(target) == data
+    note = json.loads(storage.read_bytes(target + ".reason.json"))
+    assert note["reason"] == reason and note["source_key"] == KEY
+
+
+def test_a_file_of_an_unknown_dataset_is_quarantined(storage, registry):
+    key = put(storage, b"a,b\n1,2\n", "raw/20250501/Billing_20250501.csv")
+    result = process_raw_file(storage, key, registry)
+    assert result.status == "quarantined" and result.reason.startswith("unknown_dataset")
+    assert storage.exists("quarantine/20250501/Billing_20250501.csv")
+
+
+def test_utf8_file_turning_cp1252_deep_inside_is_read_as_cp1252(local_storage, registry):
+    # The first 256 KiB are plain ASCII, so the sniffer picks UTF-8; the accent comes later.
+    body = [HEADER] + rows(5000) + [["9999", "Télé", "general", "fr", "1", "", "", "2025-05-01 00:00:00"]]
+    put(local_storage, csv_bytes(body, encoding="cp1252"))
+    result = process_raw_file(local_storage, KEY, registry)
+    assert result.status == "ok" and result.rows_valid == 5001
+    assert result.dialect["encoding"] == "cp1252"
+    assert parquet(local_storage, result.outputs["silver"]).column("channel_name")[-1].as_py() == "Télé"
+
+
+def test_invalid_utf8_with_no_fallback_encoding_is_quarantined(local_storage, registry):
+    data = "\ufeff".encode() + csv_bytes([HEADER] + rows(2)) + "3,Télé,general,fr,1,,,2025-05-01 00:00:00\n".encode("cp1252")
+    put(local_storage, data)
+    result = process_raw_file(local_storage, KEY, registry)
+    assert result.status == "quarantined" and result.reason.startswith("encoding")
+
+
+def test_line_numbers_count_quoted_newlines_and_broken_rows(storage, registry):
+    data = [HEADER,
+            ["1", '"Multi\nline\nname"', "general", "fr", "1", "", "", "2025-05-01 00:00:00"],  # lines 2-4
+            ["2", "Two", "general", "fr", "1"],  # line 5: too few fields
+            ["x", "Bad id", "general", "fr", "1", "", "", "2025-05-01 00:00:00"],  # line 6
+            ["4", "Four", "general", "fr", "1", "", "", "2025-05-01 00:00:00", "extra"],  # line 7
+            ["5", "Five", "general", "fr", "1", "", "", "2025-05-01 00:00:00"]]  # line 8
+    put(storage, csv_bytes(data))
+    result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100))
+    assert (result.rows_read, result.rows_valid, result.rows_rejected) == (5, 2, 3)
+    rejects = parquet(storage, result.outputs["rejects"]).to_pylist()
+    assert sorted((r["line_number"], r["rule"]) for r in rejects) == [
+        (5, "column_count"), (6, "type"), (7, "column_count")]
+    silver = parquet(storage, result.outputs["silver"])
+    assert silver.column("_line_number").to_pylist() == [2, 8]
+    assert silver.column("channel_name")[0].as_py() == "Multi\nline\nname"
+
+
+def test_above_the_error_threshold_silver_is_not_promoted_and_rejects_are_kept(storage, registry):
+    data = [HEADER] + rows(18) + [["bad"] + ROW[1:], ["", *ROW[1:]]]  # 2 of 20 rejected = 10 %
+    put(storage, csv_bytes(data))
+    failed = process_raw_file(storage, KEY, registry, Thresholds(error_pct=5.0))
+    assert failed.status == "failed_threshold" and "10.00%" in failed.reason
+    assert "silver" not in failed.outputs
+    assert not storage.exists("silver/20250501/Channel/Channel_20250501.parquet")
+    assert parquet(storage, failed.outputs["rejects"]).num_rows == 2
+    assert storage.exists(KEY)  # raw stays, ready for a replay
+    passed = process_raw_file(storage, KEY, registry, Thresholds(error_pct=10.0))
+    assert passed.status == "ok" and storage.exists(passed.outputs["silver"])
+    again = process_raw_file(storage, KEY, registry, Thresholds(error_pct=5.0))
+    assert again.status == "failed_threshold"
+    assert not storage.exists(passed.outputs["silver"])  # a stale promotion is withdrawn
+
+
+def test_warning_threshold_flags_files_with_many_soft_warnings(local_storage, registry):
+    header = ["device_id", "subscriber_id", "model", "firmware_version", "region",
+              "activation_date", "last_seen_at", "status", "signal_quality_pct"]
+    good = ["STB000000001", "SUB00000001", "M7-HD100", "1.2.3", "Bretagne", "2020-01-01",
+            "2025-05-01 10:00:00", "active"]
+    data = [header] + [[f"STB{i:09d}"] + good[1:] + ["10" if i < 3 else "80"] for i in range(10)]
+    put(local_storage, csv_bytes(data), "raw/20250501/Device_20250501.csv")
+    result = process_raw_file(local_storage, "raw/20250501/Device_20250501.csv", registry,
+                              Thresholds(warning_pct=25.0))
+    assert (result.rows_warned, result.warned_pct, result.warning) == (3, 30.0, True)
+    assert result.status == "ok"
+
+
+def test_reprocessing_writes_the_same_objects(storage, registry):
+    put(storage, csv_bytes([HEADER] + rows(50) + [["bad"] + ROW[1:]]))
+    first = process_raw_file(storage, KEY, registry)
+    snapshot = {k: storage.read_bytes(k) for k in (first.outputs["silver"], first.outputs["rejects"])}
+    second = process_raw_file(storage, KEY, registry)
+    assert second.outputs == first.outputs
+    assert {k: storage.read_bytes(k) for k in snapshot} == snapshot
+
+
+def test_streaming_in_small_blocks_gives_the_same_result(local_storage, registry, monkeypatch):
+    import m7etl.csvread as csvread
+
+    data = [HEADER] + rows(3000) + [["2", '"a\nb"', "general", "fr", "1", "", "", "2025-05-01 00:00:00"],
+                                    ["x", "bad"]] + rows(3000, start=5000)
+    put(local_storage, csv_bytes(data))
+    whole = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
+    big = parquet(local_storage, whole.outputs["silver"])
+    monkeypatch.setattr(csvread, "BLOCK_SIZE", 4096)
+    original = csvread.read_batches
+    monkeypatch.setattr("m7etl.raw_to_silver.read_batches",
+                        lambda stream, dialect: original(stream, dialect, block_size=4096))
+    small = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
+    assert (small.rows_read, small.rows_valid, small.rows_rejected) == (6002, 6001, 1)
+    assert parquet(local_storage, small.outputs["silver"]).equals(big)
+    rejects = parquet(local_storage, small.outputs["rejects"]).to_pylist()
+    assert [(r["line_number"], r["rule"]) for r in rejects] == [(3004, "column_count")]
