@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SHARED
 from helpers import string_contract
-from m7etl.csvread import open_text_stream, read_batches, sniff
+from m7etl.csvread import peek, read_batches, sniff, text_stream
 
 SPECTRUM = SHARED / "testdata" / "csv-spectrum"
 # Upstream erratum: csv-spectrum 2.0.0's location_coordinates.json gives the phone number
@@ -33,10 +33,10 @@ def test_csv_spectrum(case):
     header = list(expected[0])
     names = [h.strip().lower().replace(" ", "_") for h in header]
     contract = string_contract(names)
-    stream, head, is_gzip = open_text_stream(io.BytesIO(data))
+    head, is_gzip = peek(io.BytesIO(data))
     dialect = sniff(head, contract, complete=True, gzip=is_gzip)
     records = []
-    for batch in read_batches(stream, dialect):
+    for batch in read_batches(text_stream(io.BytesIO(data), is_gzip), dialect):
         assert not batch.invalid
         records += batch.data.to_pylist()
     assert [dict(zip(header, r.values(), strict=True)) for r in records] == expected

@@ -38,3 +38,12 @@ def test_keys_outside_landing_and_other_files_are_ignored(storage, registry):
     assert ingest(storage, "landing/readme.txt", registry, "20251125").status == "ignored"
     assert ingest(storage, "landing/sub/Device_20250501.csv", registry, "20251125").status == "ignored"
     assert storage.exists("raw/20250501/Device_20250501.csv") and storage.exists("landing/readme.txt")
+
+
+def test_plain_and_gzipped_files_of_one_day_write_distinct_outputs():
+    from m7etl import layout
+
+    plain = layout.silver_key("20250501", "Viewing", "raw/20250501/Viewing_20250501.csv")
+    gzipped = layout.silver_key("20250501", "Viewing", "raw/20250501/Viewing_20250501.csv.gz")
+    assert plain == "silver/20250501/Viewing/Viewing_20250501.parquet"
+    assert gzipped == "silver/20250501/Viewing/Viewing_20250501.gz.parquet"

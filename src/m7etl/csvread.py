@@ -207,18 +207,27 @@ class Batch:
     invalid: list[tuple[int, str, int, int]]  # (line, text, expected fields, found fields)
 
 
-def open_text_stream(raw) -> tuple[object, bytes, bool]:
-    """Wrap gzip by magic number; return the readable stream, its head and whether gzip."""
-    head = _read_head(raw, 2)
-    stream = _Prefixed(head, raw)
-    is_gzip = head == GZIP_MAGIC
-    if is_gzip:
-        stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "gzip")
+def _native(raw) -> pa.NativeFile:
+    return raw if isinstance(raw, pa.NativeFile) else pa.PythonFile(raw, mode="r")
+
+
+def peek(raw) -> tuple[bytes, bool]:
+    """The first ``HEAD_BYTES`` of text (gunzipped when the gzip magic number is there)."""
+    magic = _read_head(raw, 2)
+    is_gzip = magic == GZIP_MAGIC
+    if not is_gzip:
+        return magic + _read_head(raw, HEAD_BYTES - len(magic)), False
+    stream = pa.CompressedInputStream(_native(_Prefixed(magic, raw)), "gzip")
     try:
-        body_head = _read_head(stream, HEAD_BYTES)
+        return _read_head(stream, HEAD_BYTES), True
     except (OSError, pa.ArrowException) as exc:
         raise UnreadableFileError("gzip", f"The gzip data is corrupt: {exc}.") from None
-    return _Prefixed(body_head, stream), body_head, is_gzip
+
+
+def text_stream(raw, is_gzip: bool) -> pa.NativeFile:
+    """The whole file as a native Arrow stream (no Python in the read loop for local files)."""
+    native = _native(raw)
+    return pa.CompressedInputStream(native, "gzip") if is_gzip else native
 
 
 def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> Iterator[Batch]:

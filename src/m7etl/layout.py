@@ -54,12 +54,17 @@ def is_input_file(key: str) -> bool:
 
 
 def stem(key: str) -> str:
-    """``raw/20250501/Device_20250501.csv.gz`` -> ``Device_20250501``."""
+    """The name outputs derive from: ``Device_20250501.csv`` -> ``Device_20250501``.
+
+    A gzipped file keeps a ``.gz`` mark (``Device_20250501.csv.gz`` -> ``Device_20250501.gz``)
+    so that a plain and a gzipped file of the same day never write the same objects.
+    """
     name = base_name(key)
     lower = name.lower()
-    for suffix in sorted(INPUT_SUFFIXES, key=len, reverse=True):
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
+    if lower.endswith(".csv.gz"):
+        return name[: -len(".csv.gz")] + ".gz"
+    if lower.endswith(".csv"):
+        return name[: -len(".csv")]
     return name
 
 

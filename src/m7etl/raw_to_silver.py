@@ -14,6 +14,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 
 from m7etl import layout
 from m7etl.contracts import Contract, Registry
-from m7etl.csvread import HEAD_BYTES, Dialect, open_text_stream, read_batches, sniff
+from m7etl.csvread import HEAD_BYTES, Dialect, peek, read_batches, sniff, text_stream
 from m7etl.exceptions import UnreadableFileError
 from m7etl.storage import Storage
 from m7etl.validate import REJECTS_SCHEMA, column_count_rejects, silver_schema, validate_batch
@@ -34,6 +35,7 @@ STATUS_FAILED = "failed_threshold"
 STATUS_QUARANTINED = "quarantined"
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "write_statistics": True}
 PREFETCH_BATCHES = 2
+VALIDATORS = 3  # Arrow kernels release the GIL: batches validate in parallel
 
 
 @dataclass
@@ -73,19 +75,6 @@ def _pct(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 4) if whole else 0.0
 
 
-class _CountingReader:
-    """Counts the bytes pulled from the storage stream (for throughput figures)."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.count = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.stream.read(n)
-        self.count += len(data)
-        return data
-
-
 def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
              result: FileResult) -> tuple[Path, Path]:
     """Stream the file into local silver and rejects Parquet files; fill the counters.
@@ -95,12 +84,13 @@ def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
     """
     failed: list[str] = []
     while True:
-        counter = _CountingReader(storage.open_input(key))
-        stream, head, is_gzip = open_text_stream(counter)
+        with storage.open_input(key) as first:
+            head, is_gzip = peek(first)
         dialect = sniff(head, contract, complete=len(head) < HEAD_BYTES, gzip=is_gzip,
                         exclude=failed)
         try:
-            paths = _write_outputs(stream, dialect, contract, key, tmp, result)
+            with text_stream(storage.open_input(key), is_gzip) as stream:
+                paths = _write_outputs(stream, dialect, contract, key, tmp, result)
         except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
             if isinstance(exc, pa.ArrowInvalid) and "utf8" not in str(exc).lower():
                 raise UnreadableFileError("parse_error", f"The CSV cannot be parsed: {exc}.") from None
@@ -108,7 +98,7 @@ def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
             continue
         except OSError as exc:
             raise UnreadableFileError("read_error", f"The file cannot be read to its end: {exc}.") from None
-        result.bytes_read = counter.count
+        result.bytes_read = storage.size(key)
         result.dialect = dialect.describe()
         result.missing_optional_columns = dialect.missing_optional
         result.extra_columns = dialect.extra
@@ -176,27 +166,38 @@ def _write_outputs(stream, dialect: Dialect, contract: Contract, key: str, tmp: 
     options = dict(PARQUET_OPTIONS, use_dictionary=dictionary_columns(contract))
     with pq.ParquetWriter(silver_path, schema, **options) as silver, \
             pq.ParquetWriter(rejects_path, REJECTS_SCHEMA, **PARQUET_OPTIONS) as rejects, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="m7-parquet") as writer:
-        pending = None
-        for batch in _prefetch(read_batches(stream, dialect), PREFETCH_BATCHES):
+            ThreadPoolExecutor(VALIDATORS, thread_name_prefix="m7-validate") as validators, \
+            ThreadPoolExecutor(1, thread_name_prefix="m7-parquet") as writer:
+
+        def validate(batch):
             bad = [column_count_rejects(key, batch.invalid)] if batch.invalid else []
-            read += len(batch.invalid)
-            rejected += len(batch.invalid)
-            good = None
-            if batch.data is not None and batch.data.num_rows:
-                out = validate_batch(contract, batch.data, batch.lines, key,
-                                     decimal_comma=decimal_comma)
-                read += batch.data.num_rows
-                valid += out.valid.num_rows
-                rejected += out.rows_rejected
-                warned += out.rows_warned
-                good = out.valid
-                bad.append(out.rejects)
-            if pending is not None:
-                pending.result()  # one batch in flight keeps memory flat
-            pending = writer.submit(_write_batch, silver, rejects, good, bad)
-        if pending is not None:
-            pending.result()
+            if batch.data is None or batch.data.num_rows == 0:
+                return len(batch.invalid), None, bad
+            out = validate_batch(contract, batch.data, batch.lines, key, decimal_comma=decimal_comma)
+            return len(batch.invalid) + batch.data.num_rows, out, bad + [out.rejects]
+
+        in_flight: deque = deque()
+        pending_write = None
+
+        def collect() -> None:
+            nonlocal read, valid, rejected, warned, pending_write
+            rows, out, bad = in_flight.popleft().result()
+            kept = out.valid.num_rows if out is not None else 0
+            read, valid, rejected = read + rows, valid + kept, rejected + rows - kept
+            warned += out.rows_warned if out is not None else 0
+            if pending_write is not None:
+                pending_write.result()  # one write in flight keeps memory flat
+            pending_write = writer.submit(_write_batch, silver, rejects,
+                                          out.valid if out is not None else None, bad)
+
+        for batch in _prefetch(read_batches(stream, dialect), PREFETCH_BATCHES):
+            in_flight.append(validators.submit(validate, batch))
+            if len(in_flight) > VALIDATORS:
+                collect()
+        while in_flight:
+            collect()
+        if pending_write is not None:
+            pending_write.result()
     result.rows_read, result.rows_valid = read, valid
     result.rows_rejected, result.rows_warned = rejected, warned
     return silver_path, rejects_path

@@ -30,8 +30,7 @@ TRUE_WORDS = ["true", "t", "yes", "y", "1", "oui", "vrai"]
 FALSE_WORDS = ["false", "f", "no", "n", "0", "non", "faux"]
 INT_RE = r"^[+-]?[0-9]{1,18}$"
 FLOAT_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$"
-ISO_SHAPES = {"date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-              "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"}
+ISO_LENGTHS = {"date": 10, "timestamp": 19}
 OPS = {">": pc.greater, ">=": pc.greater_equal, "<": pc.less, "<=": pc.less_equal}
 OP_WORDS = {">": "greater than", ">=": "greater than or equal to", "<": "less than",
             "<=": "less than or equal to"}
@@ -92,59 +91,65 @@ def _value_set(values: tuple[str, ...]) -> pa.Array:
     return pa.array(list(values), pa.string())
 
 
-def _cast_strict(values: pa.Array, target: pa.DataType) -> pa.Array:
-    """Cast; entries the cast refuses become null (found by bisection, as they are rare)."""
-    try:
-        return pc.cast(values, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        if len(values) == 1:
-            return pa.nulls(1, target)
-        mid = len(values) // 2
-        return pa.concat_arrays([_cast_strict(values[:mid], target), _cast_strict(values[mid:], target)])
-
-
 def _all(mask: pa.Array) -> bool:
     return bool(pc.all(mask).as_py()) if len(mask) else True
 
 
-def _parse(column: Column, raw: pa.Array, decimal_comma: bool) -> pa.Array:
-    """Typed values; null where the text is empty or not a valid value of the type."""
-    ctype = column.type
-    if ctype == "string":
-        return raw
-    target = ARROW_TYPES[ctype]
-    text = raw
-    if ctype == "integer":
-        ok = pc.match_substring_regex(text, INT_RE)
-        if not _all(ok):
-            text = pc.utf8_trim_whitespace(text)
-            ok = pc.match_substring_regex(text, INT_RE)
-        return pc.cast(pc.if_else(ok, text, None), target)
-    if ctype == "float":
-        if decimal_comma:
-            text = pc.replace_substring(text, ",", ".")
-        ok = pc.match_substring_regex(text, FLOAT_RE)
-        if not _all(ok):
-            text = pc.utf8_trim_whitespace(text)
-            ok = pc.match_substring_regex(text, FLOAT_RE)
-        return pc.cast(pc.if_else(ok, text, None), target)
-    if ctype == "boolean":
-        lower = pc.utf8_lower(pc.utf8_trim_whitespace(text))
-        known = pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS + FALSE_WORDS)))
-        return pc.if_else(known, pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS))), None)
-    # date and timestamp
-    if column.format == DEFAULT_FORMATS[ctype]:
-        ok = pc.match_substring_regex(text, ISO_SHAPES[ctype])
-        if not _all(ok):
-            text = pc.utf8_trim_whitespace(text)
-            ok = pc.match_substring_regex(text, ISO_SHAPES[ctype])
-        return _cast_strict(pc.if_else(ok, text, None), target)
-    # A custom format: strptime normalises impossible dates (Feb 30 -> Mar 2), so a value
-    # is valid only if formatting it back gives the same text.
+def _parse_integer(column: Column, text: pa.Array) -> pa.Array:
+    ok = pc.and_(pc.utf8_is_digit(text), pc.less_equal(pc.binary_length(text), 18))
+    if _all(ok):
+        return pc.cast(text, pa.int64())
+    ok = pc.or_(ok, pc.match_substring_regex(text, INT_RE))
+    return pc.cast(pc.if_else(ok, text, None), pa.int64())
+
+
+def _parse_float(column: Column, text: pa.Array) -> pa.Array:
+    ok = pc.match_substring_regex(text, FLOAT_RE)
+    return pc.cast(pc.if_else(ok, text, None), pa.float64())
+
+
+def _parse_boolean(column: Column, text: pa.Array) -> pa.Array:
+    lower = pc.utf8_lower(text)
+    known = pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS + FALSE_WORDS)))
+    return pc.if_else(known, pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS))), None)
+
+
+def _parse_temporal(column: Column, text: pa.Array) -> pa.Array:
+    """strptime is lenient: it accepts unpadded fields ("2025-1-5") and normalises impossible
+    dates (Feb 30 -> Mar 2). For the ISO formats a length check and a day-of-month check
+    make it strict; for other formats the value must format back to the same text."""
     parsed = pc.strptime(text, format=column.format, unit="us", error_is_null=True)
-    same = pc.equal(pc.strftime(parsed, format=column.format), text)
+    if column.format == DEFAULT_FORMATS[column.type]:
+        day_text = pc.utf8_slice_codeunits(text, 8, 10)
+        day = pc.cast(pc.if_else(pc.utf8_is_digit(day_text), day_text, None), pa.int64())
+        same = pc.and_(pc.equal(pc.binary_length(text), ISO_LENGTHS[column.type]),
+                       pc.equal(pc.day(parsed), day))
+    else:
+        same = pc.equal(pc.strftime(parsed, format=column.format), text)
     parsed = pc.if_else(same, parsed, None)
-    return pc.cast(parsed, target) if ctype == "date" else parsed
+    return pc.cast(parsed, pa.date32()) if column.type == "date" else parsed
+
+
+PARSERS = {"integer": _parse_integer, "float": _parse_float, "boolean": _parse_boolean,
+           "date": _parse_temporal, "timestamp": _parse_temporal}
+
+
+def _parse(column: Column, raw: pa.Array, decimal_comma: bool) -> pa.Array:
+    """Typed values; null where the text is empty or not a valid value of the type.
+
+    The whole column goes through the strict parser once; only the few values it refuses
+    are trimmed of surrounding spaces and tried again, so padding costs nothing when rare.
+    """
+    if column.type == "string":
+        return raw
+    parser = PARSERS[column.type]
+    text = pc.replace_substring(raw, ",", ".") if column.type == "float" and decimal_comma else raw
+    typed = parser(column, text)
+    refused = pc.and_(pc.is_null(typed), pc.greater(pc.binary_length(text), 0))
+    if not pc.any(refused).as_py():
+        return typed
+    retried = parser(column, pc.utf8_trim_whitespace(pc.filter(text, refused)))
+    return pc.replace_with_mask(typed, refused, retried)
 
 
 def _rule_failures(column: Column, rules: Rules, raw: pa.Array, typed: pa.Array,
@@ -204,8 +209,9 @@ def validate_batch(
             raw = pa.nulls(n, pa.string())  # an optional column the file does not carry
         empty = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True)
         raw_cols[column.name] = raw
-        value = _parse(column, raw, decimal_comma)
-        value = pc.if_else(empty, pa.scalar(None, ARROW_TYPES[column.type]), value)
+        value = _parse(column, raw, decimal_comma)  # typed parsers map "" to null already
+        if column.type == "string" and pc.any(empty).as_py():
+            value = pc.if_else(empty, pa.scalar(None, pa.string()), value)
         typed[column.name] = value
         if column.required:
             hard.append(_Failure(empty, column.name, "required", "required value is empty"))
@@ -238,13 +244,19 @@ def validate_batch(
 
     lines = pa.array(line_numbers, pa.int64())
     columns = [typed[c.name] for c in contract.columns]
-    columns += [pa.array([source_key] * n, pa.string()) if n else pa.array([], pa.string()),
-                lines, warnings]
+    columns += [constant_string(source_key, n), lines, warnings]
     table = pa.Table.from_arrays(columns, schema=_nullable(silver_schema(contract)))
     valid = table.filter(keep) if rows_rejected else table
     valid = valid.cast(silver_schema(contract))
     return BatchResult(valid, _rejects(hard, raw_cols, contract, line_numbers, source_key),
                        rows_rejected, rows_warned)
+
+
+def constant_string(value: str, n: int) -> pa.Array:
+    """``n`` copies of one string, built from buffers (a Python list of n items is slow)."""
+    data = value.encode()
+    offsets = np.arange(n + 1, dtype=np.int32) * len(data)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n))
 
 
 @lru_cache(maxsize=32)
@@ -258,25 +270,26 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
 
 def _rejects(failures: list[_Failure], raw_cols: dict[str, pa.Array], contract: Contract,
              line_numbers: np.ndarray, source_key: str) -> pa.Table:
-    rows: dict[str, list] = {name: [] for name in REJECTS_SCHEMA.names}
-    records: dict[int, str] = {}
-    for f in failures:
-        idx = _indices(f.mask)
-        if not len(idx):
-            continue
-        raw_values = raw_cols[f.column].take(pa.array(idx)).to_pylist() if f.column else [None] * len(idx)
-        for i, value in zip(idx.tolist(), raw_values, strict=True):
-            if i not in records:
-                records[i] = json.dumps(
-                    {c.name: raw_cols[c.name][i].as_py() for c in contract.columns}, ensure_ascii=False)
-            rows["source_key"].append(source_key)
-            rows["line_number"].append(int(line_numbers[i]))
-            rows["column"].append(f.column)
-            rows["rule"].append(f.rule)
-            rows["raw_value"].append(value)
-            rows["message"].append(f.message)
-            rows["record"].append(records[i])
-    return pa.Table.from_pydict(rows, schema=REJECTS_SCHEMA)
+    """One entry per broken rule, with the whole raw record (as JSON) to replay it from."""
+    hits = [(f, _indices(f.mask)) for f in failures]
+    hits = [(f, idx) for f, idx in hits if len(idx)]
+    if not hits:
+        return REJECTS_SCHEMA.empty_table()
+    rows = np.unique(np.concatenate([idx for _f, idx in hits]))
+    raw_rows = pa.table({c.name: raw_cols[c.name] for c in contract.columns}).take(rows).to_pylist()
+    record_of = {int(r): json.dumps(raw, ensure_ascii=False) for r, raw in zip(rows, raw_rows, strict=True)}
+    out: dict[str, list] = {name: [] for name in REJECTS_SCHEMA.names}
+    for f, idx in hits:
+        values = raw_cols[f.column].take(pa.array(idx)).to_pylist() if f.column else [None] * len(idx)
+        positions = idx.tolist()
+        out["line_number"] += line_numbers[idx].tolist()
+        out["column"] += [f.column] * len(idx)
+        out["rule"] += [f.rule] * len(idx)
+        out["raw_value"] += values
+        out["message"] += [f.message] * len(idx)
+        out["record"] += [record_of[i] for i in positions]
+    out["source_key"] = [source_key] * len(out["rule"])
+    return pa.Table.from_pydict(out, schema=REJECTS_SCHEMA)
 
 
 def column_count_rejects(source_key: str, items: list[tuple[int | None, str, int, int]]) -> pa.Table:
