@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from helpers import csv_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import csv_bytes
 from m7etl.raw_to_silver import Thresholds, process_raw_file
 from m7etl.storage import LocalStorage
 

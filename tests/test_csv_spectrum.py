@@ -6,9 +6,9 @@ import io
 import json
 
 import pytest
-
 from conftest import SHARED
 from helpers import string_contract
+
 from m7etl.csvread import peek, read_batches, sniff, text_stream
 
 SPECTRUM = SHARED / "testdata" / "csv-spectrum"

@@ -5,8 +5,8 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from helpers import csv_bytes
+
 from m7etl import layout
 from m7etl.raw_to_silver import Thresholds, process_raw_file
 
@@ -38,7 +38,8 @@ def put(storage, data: bytes, key: str = KEY) -> str:
     {"gzip": True},
 ])
 def test_every_dialect_seen_in_practice_gives_the_same_silver(storage, registry, dialect):
-    data = [HEADER] + rows(3) + [["4", "Télé Bretagne", "regional", "fr", "non", "", "", "2025-05-01 00:00:00"]]
+    extra = ["4", "Télé Bretagne", "regional", "fr", "non", "", "", "2025-05-01 00:00:00"]
+    data = [HEADER, *rows(3), extra]
     key = KEY + (".gz" if dialect.get("gzip") else "")
     put(storage, csv_bytes(data, **dialect), key)
     result = process_raw_file(storage, key, registry)
@@ -87,7 +88,8 @@ def test_utf8_file_turning_cp1252_deep_inside_is_read_as_cp1252(local_storage, r
 
 
 def test_invalid_utf8_with_no_fallback_encoding_is_quarantined(local_storage, registry):
-    data = "\ufeff".encode() + csv_bytes([HEADER] + rows(2)) + "3,Télé,general,fr,1,,,2025-05-01 00:00:00\n".encode("cp1252")
+    cp1252_row = "3,Télé,general,fr,1,,,2025-05-01 00:00:00\n".encode("cp1252")
+    data = "\ufeff".encode() + csv_bytes([HEADER, *rows(2)]) + cp1252_row
     put(local_storage, data)
     result = process_raw_file(local_storage, KEY, registry)
     assert result.status == "quarantined" and result.reason.startswith("encoding")

@@ -71,6 +71,9 @@ class Thresholds:
     warning_pct: float = 10.0
 
 
+DEFAULT_THRESHOLDS = Thresholds()
+
+
 def _pct(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 4) if whole else 0.0
 
@@ -235,7 +238,8 @@ def _drop_stale(storage: Storage, keys: list[str]) -> None:
 
 
 def process_raw_file(storage: Storage, key: str, registry: Registry,
-                     thresholds: Thresholds = Thresholds(), *, tmp_dir: str | None = None) -> FileResult:
+                     thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
+                     tmp_dir: str | None = None) -> FileResult:
     """Validate one ``raw/YYYYMMDD/<file>`` into silver; never raises for bad input."""
     started = time.perf_counter()
     name = layout.base_name(key)

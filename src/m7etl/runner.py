@@ -16,7 +16,7 @@ from m7etl import layout
 from m7etl.contracts import Registry
 from m7etl.exceptions import UsageError
 from m7etl.ingest import IGNORED, QUARANTINED, IngestResult, ingest
-from m7etl.raw_to_silver import FileResult, Thresholds, process_raw_file
+from m7etl.raw_to_silver import DEFAULT_THRESHOLDS, FileResult, Thresholds, process_raw_file
 from m7etl.report import build_execution_log, utc_now, write_execution_log
 from m7etl.silver_to_gold import GoldResult, process_gold
 from m7etl.storage import Storage
@@ -85,7 +85,7 @@ def process_day(storage: Storage, registry: Registry, day: str, thresholds: Thre
 
 
 def run_pipeline(storage: Storage, registry: Registry, *, day: str | None = None,
-                 thresholds: Thresholds = Thresholds(),
+                 thresholds: Thresholds = DEFAULT_THRESHOLDS,
                  on_plan: Callable[[list[str], int], None] | None = None,
                  on_file: Callable[[str, FileResult], None] | None = None,
                  after_day: Callable[[DayResult], None] | None = None) -> RunResult:

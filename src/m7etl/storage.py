@@ -182,12 +182,13 @@ class S3Storage:
                 raise TransientStorageError(f"S3 is busy with {what} ({code}).",
                                             hint="Retry in a moment.") from exc
             if code in ("AccessDenied", "403"):
-                raise StorageError(f"Access denied to {what}.",
-                                   hint="Check the role's S3 permissions on this bucket and prefix.") from None
+                raise StorageError(f"Access denied to {what}.", hint="Check the role's S3 "
+                                   "permissions on this bucket and prefix.") from None
             if code == "NoSuchBucket":
                 raise StorageError(f"Bucket {self.bucket} does not exist.",
                                    hint="Create it or check the bucket name.") from None
-            raise StorageError(f"S3 refused {what}: {code} {exc.response['Error'].get('Message', '')}") from exc
+            detail = exc.response["Error"].get("Message", "")
+            raise StorageError(f"S3 refused {what}: {code} {detail}") from exc
         except BotoCoreError as exc:
             raise TransientStorageError(f"Cannot reach S3 for {what} ({exc}).",
                                         hint="Check the network and retry.") from exc

@@ -10,7 +10,8 @@ def table(headers: list[str], rows: list[list[object]], right: set[int] | None =
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def fmt(row: list[str]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        pairs = enumerate(zip(row, widths, strict=True))
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs]
         return "  ".join(parts).rstrip()
 
     lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)]

@@ -70,7 +70,8 @@ def _describe(m: SampleManifest) -> str:
               help="Share of rows with a value in a warn: zone.")
 @click.option("--multiline-rate", type=float, default=0.0, show_default=True,
               help="Share of rows with a quoted newline in a free-text column.")
-@click.option("--delimiter", type=click.Choice([",", ";"]), default=",", show_default=True)
+@click.option("--delimiter", type=click.Choice([",", ";"]), default=",", show_default=True,
+              help="Field delimiter of the files written.")
 @click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "cp1252"]),
               default="utf-8", show_default=True, help="utf-8-sig writes a BOM.")
 @click.option("--crlf", is_flag=True, help="End lines with CRLF instead of LF.")
