@@ -34,7 +34,7 @@ demo: $(STAMP)  ## Generate sample files and run the whole pipeline locally (no 
 	$(BIN)/m7etl sample --demo --day $(DEMO_DAY) --out $(DEMO_DIR)/landing
 	$(BIN)/m7etl run --local --data-dir $(DEMO_DIR)
 
-test: $(STAMP)  ## Lint, then run the whole test suite
+test: $(STAMP) checkov-install  ## Lint, then run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -49,3 +49,5 @@ bench: $(STAMP)  ## Throughput and peak memory of raw->silver beside pyarrow, Du
 
 clean:
 	rm -rf build $(WORK) .pytest_cache .ruff_cache
+
+include mk/*.mk

@@ -38,8 +38,8 @@ def run_m7etl(path: Path, out: Path) -> dict:
     key = f"raw/{DAY}/{path.name}"
     target = out / key
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        os.link(path, target)
+    target.unlink(missing_ok=True)
+    os.link(path, target)
     result = process_raw_file(storage, key, load_registry(), Thresholds(error_pct=100.0))
     return {"rows": result.rows_read, "valid": result.rows_valid, "rejected": result.rows_rejected}
 
@@ -47,8 +47,10 @@ def run_m7etl(path: Path, out: Path) -> dict:
 def run_pyarrow(path: Path, out: Path) -> dict:
     import pyarrow.csv as pacsv
 
-    table = pacsv.read_csv(path)
-    return {"rows": table.num_rows}
+    skipped = []
+    table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(
+        invalid_row_handler=lambda row: skipped.append(1) or "skip"))
+    return {"rows": table.num_rows + len(skipped)}
 
 
 def run_duckdb(path: Path, out: Path) -> dict:
@@ -69,7 +71,7 @@ def run_pandas(path: Path, out: Path) -> dict:
     from m7etl.contracts import load_registry
 
     contract = load_registry().identify(path.name)[0]
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="skip")
     bad = pd.Series(False, index=df.index)
     for c in contract.columns:
         col = df[c.name]

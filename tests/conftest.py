@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
-
 import boto3
 import pytest
 
 from m7etl.contracts import load_registry
 from m7etl.storage import LocalStorage, S3Storage
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.is_dir():  # CI lays shared/ beside the clone
-    SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
 
 @pytest.fixture(scope="session")
 def aws_env():

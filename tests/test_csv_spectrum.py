@@ -6,8 +6,7 @@ import io
 import json
 
 import pytest
-from conftest import SHARED
-from helpers import string_contract
+from helpers import SHARED, string_contract
 
 from m7etl.csvread import peek, read_batches, sniff, text_stream
 

@@ -25,7 +25,7 @@ from m7etl.contracts import Contract
 from m7etl.exceptions import UnreadableFileError
 
 HEAD_BYTES = 256 * 1024
-BLOCK_SIZE = 16 * 1024 * 1024
+BLOCK_SIZE = 8 * 1024 * 1024  # 16 MiB blocks pass 1 GiB peak RSS on a 2 GB file; 8 MiB stay near 700 MB
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = codecs.BOM_UTF8
 
