@@ -16,7 +16,7 @@ DEMO_DAY := 20250501
 .DEFAULT_GOAL := help
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^[^:]*:([a-z-]+):.*## /\1\t/;s/^([a-z-]+):.*## /\1\t/'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /\1\t/'
 
 $(CONSTRAINTS): $(AIRFLOW_CONSTRAINTS)
 	@mkdir -p $(WORK)
@@ -34,7 +34,11 @@ demo: $(STAMP)  ## Generate sample files and run the whole pipeline locally (no 
 	$(BIN)/m7etl sample --demo --day $(DEMO_DAY) --out $(DEMO_DIR)/landing
 	$(BIN)/m7etl run --local --data-dir $(DEMO_DIR)
 
-test: $(STAMP) checkov-install  ## Lint, then run the whole test suite
+# Test-only tools in their own environments: checkov (its pins clash with Airflow's) and a
+# Python 3.9 venv with the Glue job's modules, when a python3.9 exists on the machine.
+TEST_TOOLS = checkov-install $(if $(PY39),py39-venv)
+
+test: $(STAMP) $(TEST_TOOLS)  ## Lint, then run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

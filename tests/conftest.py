@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
+
 import boto3
 import pytest
 
 from m7etl.contracts import load_registry
 from m7etl.storage import LocalStorage, S3Storage
+
 
 @pytest.fixture(scope="session")
 def aws_env():

@@ -104,3 +104,27 @@ def test_an_empty_folder_says_what_to_do(tmp_path):
 def test_run_requires_local():
     result = CliRunner().invoke(cli, ["run"])
     assert result.exit_code == 1 and "Add --local" in result.output
+
+
+def test_the_local_load_replaces_the_day_and_shares_the_run_id(demo, tmp_path):
+    from m7etl.warehouse.connect import local_connection
+
+    data, _ = demo
+    warehouse = tmp_path / "warehouse"
+    args = ["run", "--local", "--data-dir", str(data), "--warehouse-dir", str(warehouse)]
+    for _ in range(2):  # the second run reloads the same day: counts must not double
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        log = json.loads((data / "logs" / f"pipeline_execution_{DAY}.json").read_text())
+        gold = {g["dataset"]: g["rows_out"] for g in log["gold"] if g["status"] == "ok"}
+        loads = {x["dataset"]: x for x in log["load"]}
+        assert {d: loads[d]["rows_loaded"] for d in gold} == gold
+        assert loads["Channel"]["status"] == "skipped_no_input"
+        assert "gold -> warehouse" in result.output
+    with local_connection(warehouse) as conn:
+        cur = conn.cursor()
+        for dataset, rows in gold.items():
+            cur.execute(f"SELECT COUNT(*) FROM {dataset.upper()}")
+            assert cur.fetchone()[0] == rows
+        cur.execute(f"SELECT COUNT(*) FROM LOAD_AUDIT WHERE run_id = '{log['run_id']}'")
+        assert cur.fetchone()[0] == len(gold)  # one audit row per table loaded by the last run

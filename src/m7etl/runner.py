@@ -39,6 +39,10 @@ class RunResult:
     days: list[DayResult]
 
 
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
 def ingest_landing(storage: Storage, registry: Registry, arrival_day: str) -> list[IngestResult]:
     keys = [o.key for o in storage.list(layout.LANDING)]
     return [ingest(storage, key, registry, arrival_day) for key in keys]
@@ -88,14 +92,15 @@ def run_pipeline(storage: Storage, registry: Registry, *, day: str | None = None
                  thresholds: Thresholds = DEFAULT_THRESHOLDS,
                  on_plan: Callable[[list[str], int], None] | None = None,
                  on_file: Callable[[str, FileResult], None] | None = None,
-                 after_day: Callable[[DayResult], None] | None = None) -> RunResult:
+                 after_day: Callable[[DayResult], None] | None = None,
+                 run_id: str | None = None) -> RunResult:
     """Run every stage for the planned days and write one execution log per day."""
     if day is not None:
         try:
             layout.parse_day(day)
         except ValueError as exc:
             raise UsageError(f"--date: {exc}.", hint="Use YYYYMMDD, e.g. 20250501.") from None
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    run_id = run_id or new_run_id()
     started = utc_now()
     ingested = ingest_landing(storage, registry, datetime.now(UTC).strftime("%Y%m%d"))
     days = plan_days(day, ingested, storage)

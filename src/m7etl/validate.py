@@ -95,26 +95,28 @@ def _all(mask: pa.Array) -> bool:
     return bool(pc.all(mask).as_py()) if len(mask) else True
 
 
-def _parse_integer(column: Column, text: pa.Array) -> pa.Array:
+def _parse_integer(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
+    """Plain digits on the whole column; the full syntax (signs) only on the few refused."""
     ok = pc.and_(pc.utf8_is_digit(text), pc.less_equal(pc.binary_length(text), 18))
     if _all(ok):
         return pc.cast(text, pa.int64())
-    ok = pc.or_(ok, pc.match_substring_regex(text, INT_RE))
+    if retry:
+        ok = pc.or_(ok, pc.match_substring_regex(text, INT_RE))
     return pc.cast(pc.if_else(ok, text, None), pa.int64())
 
 
-def _parse_float(column: Column, text: pa.Array) -> pa.Array:
+def _parse_float(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
     ok = pc.match_substring_regex(text, FLOAT_RE)
     return pc.cast(pc.if_else(ok, text, None), pa.float64())
 
 
-def _parse_boolean(column: Column, text: pa.Array) -> pa.Array:
+def _parse_boolean(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
     lower = pc.utf8_lower(text)
     known = pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS + FALSE_WORDS)))
     return pc.if_else(known, pc.is_in(lower, value_set=_value_set(tuple(TRUE_WORDS))), None)
 
 
-def _parse_temporal(column: Column, text: pa.Array) -> pa.Array:
+def _parse_temporal(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
     """strptime is lenient: it accepts unpadded fields ("2025-1-5") and normalises impossible
     dates (Feb 30 -> Mar 2). For the ISO formats a length check and a day-of-month check
     make it strict; for other formats the value must format back to the same text."""
@@ -148,7 +150,7 @@ def _parse(column: Column, raw: pa.Array, decimal_comma: bool) -> pa.Array:
     refused = pc.and_(pc.is_null(typed), pc.greater(pc.binary_length(text), 0))
     if not pc.any(refused).as_py():
         return typed
-    retried = parser(column, pc.utf8_trim_whitespace(pc.filter(text, refused)))
+    retried = parser(column, pc.utf8_trim_whitespace(pc.filter(text, refused)), retry=True)
     return pc.replace_with_mask(typed, refused, retried)
 
 

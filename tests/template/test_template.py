@@ -461,7 +461,10 @@ def test_glue_job_contract(test_env):
         assert key in args, key
     assert args["--data_bucket"] == "m7-etl-data-solocco-test"
     assert args["--snowflake_secret_id"] == "ref:SnowflakeSecret"
-    assert args["--additional-python-modules"] == "snowflake-connector-python==3.12.4"
+    modules = args["--additional-python-modules"].split(",")
+    assert all("==" in m for m in modules)  # pinned
+    assert {m.split("==")[0] for m in modules} >= {"snowflake-connector-python", "PyYAML"}
+    assert args["library-set"] == "analytics"  # pandas, pyarrow, boto3 for the loader
     assert args["--extra-py-files"] == "s3://m7-solocco-code-repository-test/glue/m7etl_glue.zip"
     # Optional settings are passed only when set.
     assert "--snowflake_account" not in args and "--snowflake_stage" not in args

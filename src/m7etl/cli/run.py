@@ -6,31 +6,39 @@ from pathlib import Path
 
 import click
 
-from m7etl.cli.output import table
 from m7etl.contracts import load_registry
 from m7etl.exceptions import UsageError
 from m7etl.raw_to_silver import Thresholds
-from m7etl.runner import run_pipeline
+from m7etl.report import text_table
+from m7etl.runner import new_run_id, run_pipeline
 from m7etl.storage import LocalStorage
 
 DEFAULT_DATA_DIR = Path(".work") / "data"
+DEFAULT_WAREHOUSE_DIR = Path(".work") / "warehouse"
 
 
 @click.command("run")
 @click.option("--local", "local", is_flag=True, help="Run every stage on this machine.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATA_DIR,
               show_default=True, help="A folder laid out like the data bucket (landing/, raw/, ...).")
-@click.option("--date", "day", metavar="YYYYMMDD", help="Process this day (default: the days of the new files).")
+@click.option("--date", "day", metavar="YYYYMMDD",
+              help="Process this day (default: the days of the new files).")
 @click.option("--error-threshold", type=float, default=5.0, show_default=True,
               help="Percent of rejected rows above which a file fails the quality gate.")
 @click.option("--warning-threshold", type=float, default=10.0, show_default=True,
               help="Percent of rows with warnings above which a file is flagged.")
 @click.option("--contracts", type=click.Path(file_okay=False, path_type=Path),
               help="A folder of contract YAML files (default: the built-in contracts).")
-@click.option("--strict", is_flag=True, help="Exit with code 2 if any file fails or is quarantined.")
+@click.option("--strict", is_flag=True,
+              help="Exit with code 2 if any file fails or is quarantined, or a load fails.")
+@click.option("--no-load", is_flag=True, help="Stop after gold (skip the warehouse load).")
+@click.option("--warehouse-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_WAREHOUSE_DIR, show_default=True,
+              help="Folder of the local warehouse (fakesnow database files, kept between runs).")
 def command(local: bool, data_dir: Path, day: str | None, error_threshold: float,
-            warning_threshold: float, contracts: Path | None, strict: bool) -> None:
-    """Run landing -> raw -> silver -> gold and write the execution log."""
+            warning_threshold: float, contracts: Path | None, strict: bool, no_load: bool,
+            warehouse_dir: Path) -> None:
+    """Run landing -> raw -> silver -> gold -> warehouse and write the execution log."""
     if not local:
         raise UsageError("Only the local run is available here.",
                          hint="Add --local (the AWS pipeline is started by its S3 trigger or the DAG).")
@@ -53,15 +61,23 @@ def command(local: bool, data_dir: Path, day: str | None, error_threshold: float
     def on_file(_key, _result) -> None:
         bar.update(1)
 
+    run_id = new_run_id()  # one id for the execution log and the warehouse's LOAD_AUDIT
+    after_day = None
+    if not no_load:
+        from m7etl.warehouse.local import LocalWarehouse  # fakesnow: imported only when loading
+
+        after_day = LocalWarehouse(data_dir, warehouse_dir, registry, run_id=run_id)
+
     try:
         result = run_pipeline(storage, registry, day=day,
                               thresholds=Thresholds(error_threshold, warning_threshold),
-                              on_plan=on_plan, on_file=on_file)
+                              on_plan=on_plan, on_file=on_file, after_day=after_day, run_id=run_id)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     _print_summary(result)
-    if strict and any(f.status != "ok" for d in result.days for f in d.files):
+    if strict and (any(f.status != "ok" for d in result.days for f in d.files)
+                   or any(x["status"] == "failed" for d in result.days for x in d.load or [])):
         raise SystemExit(2)
 
 
@@ -78,13 +94,13 @@ def _print_summary(result) -> None:
                          f.rows_rejected, f"{f.rejected_pct:.2f}", f"{f.warned_pct:.2f}",
                          f.status + (" (warning)" if f.warning else "")])
         click.echo(f"\nDay {day.day}: raw -> silver")
-        click.echo(table(["file", "dataset", "rows", "valid", "rejected", "rej %", "warn %", "status"],
+        click.echo(text_table(["file", "dataset", "rows", "valid", "rejected", "rej %", "warn %", "status"],
                          rows, right={2, 3, 4, 5, 6}))
         for f in day.files:
             if f.reason:
                 click.echo(f"  {f.source_key.rsplit('/', 1)[-1]}: {f.reason}")
         click.echo(f"\nDay {day.day}: silver -> gold")
-        click.echo(table(["dataset", "silver rows", "gold rows", "gold key"],
+        click.echo(text_table(["dataset", "silver rows", "gold rows", "gold key"],
                          [[g.dataset, g.rows_in, g.rows_out, g.gold_key or "(no input)"] for g in day.gold],
                          right={1, 2}))
         for note in day.notes:
