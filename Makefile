@@ -15,6 +15,10 @@ DEMO_DAY := 20250501
 .PHONY: all install demo test lint format bench clean help
 .DEFAULT_GOAL := help
 
+# Fragments per area (template checks, Glue/Python 3.9 checks); read before the rules below
+# use their variables.
+include mk/*.mk
+
 help:  ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /\1\t/'
 
@@ -53,5 +57,3 @@ bench: $(STAMP)  ## Throughput and peak memory of raw->silver beside pyarrow, Du
 
 clean:
 	rm -rf build $(WORK) .pytest_cache .ruff_cache
-
-include mk/*.mk

@@ -13,11 +13,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Protocol
 
 from m7etl.exceptions import StorageError, TransientStorageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TMP_PREFIX = ".m7tmp-"
 S3_DELETE_BATCH = 1000
@@ -117,6 +118,8 @@ class LocalStorage:
             raise
 
     def open_input(self, key: str) -> pa.NativeFile:
+        import pyarrow as pa  # lazily: the S3-event and maintenance functions never read data
+
         try:
             return pa.OSFile(str(self._path(key)), "rb")
         except FileNotFoundError:
@@ -229,6 +232,8 @@ class S3Storage:
         self._call(f"writing {self.describe(key)}", self.client.put_object, Key=key, Body=data)
 
     def open_input(self, key: str) -> pa.NativeFile:
+        import pyarrow as pa
+
         body = self._call(self.describe(key), self.client.get_object, Key=key)["Body"]
         return pa.PythonFile(_Readable(body), mode="r")
 

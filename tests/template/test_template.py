@@ -634,6 +634,7 @@ EXPECTED_S3 = {
     },
     "MaintenanceRole": {
         "s3:ListBucket": {"DATA"},
+        "s3:PutObject": {"DATA/logs/maintenance_*"},  # its own report, nothing else
         "s3:DeleteObject": {
             "DATA/landing/*",
             "DATA/raw/*",

@@ -18,7 +18,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-COMMANDS = ("run", "sample")
+COMMANDS = ("run", "sample", "package")
 
 
 def _register() -> None:

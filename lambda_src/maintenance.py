@@ -1,0 +1,84 @@
+"""Lambda ``maintenance``: the daily retention job over the data bucket.
+
+Scheduled daily (EventBridge). The payload::
+
+    {
+      "dry_run": false,          # optional; true lists what would be deleted, deletes nothing
+      "now": "2025-06-01"        # optional ISO date or datetime (tests, replays); default now
+    }
+
+A scheduled EventBridge event (``"detail-type": "Scheduled Event"``) is accepted as
+``{"dry_run": false}``. Days to keep per prefix come from ``M7_RETENTION_DAYS_LANDING``,
+``_RAW``, ``_SILVER``, ``_REJECTS``, ``_QUARANTINE``, ``_LOGS``, ``_GOLD`` (0 or unset =
+keep forever). Returns counts and bytes freed; the full key list goes to
+``logs/maintenance_YYYYMMDD[.dry_run].json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from lambda_support import (
+    EventError,
+    bool_field,
+    check_mapping,
+    env_text,
+    metrics_namespace,
+    service_name,
+    storage,
+    text_field,
+)
+
+from m7etl.maintenance import RetentionPolicy, apply_retention
+
+logger = Logger(service=service_name("maintenance"))
+metrics = Metrics(namespace=metrics_namespace(), service=service_name("maintenance"))
+FIELDS = ("dry_run", "now")
+MAX_KEYS_RETURNED = 50
+
+
+@dataclass(frozen=True)
+class MaintenanceEvent:
+    dry_run: bool
+    now: datetime
+
+    @classmethod
+    def parse(cls, event: object) -> MaintenanceEvent:
+        if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+            return cls(False, datetime.now(UTC))
+        event = check_mapping(event if event is not None else {}, FIELDS)
+        now_text = text_field(event, "now", required=False)
+        now = datetime.now(UTC)
+        if now_text:
+            try:
+                now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+            except ValueError:
+                raise EventError("now", f"must be an ISO date or datetime, got {now_text!r}"
+                                 ) from None
+            if now.tzinfo is None:
+                now = now.replace(tzinfo=UTC)
+        return cls(bool_field(event, "dry_run"), now)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict, context) -> dict:
+    request = MaintenanceEvent.parse(event)
+    policy = RetentionPolicy.from_env()
+    bucket = env_text("M7_DATA_BUCKET")
+    logger.append_keys(bucket=bucket, dry_run=request.dry_run)
+    if not policy.active:
+        logger.info("no retention configured: nothing to do", extra={"policy": dict(policy.days)})
+    result = apply_retention(storage(bucket), policy, now=request.now, dry_run=request.dry_run)
+    out = {"bucket": bucket, **result.to_dict(max_keys=MAX_KEYS_RETURNED)}
+    if result.report_error:
+        logger.warning("retention report not written", extra={"error": result.report_error})
+    if not request.dry_run:
+        metrics.add_metric(name="ObjectsDeleted", unit=MetricUnit.Count, value=result.deleted)
+        metrics.add_metric(name="BytesFreed", unit=MetricUnit.Bytes, value=result.bytes_freed)
+    logger.info("retention applied" if not request.dry_run else "retention dry run",
+                extra={k: v for k, v in out.items() if k != "keys"})
+    return out

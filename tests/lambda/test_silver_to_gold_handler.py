@@ -1,0 +1,45 @@
+"""The silver_to_gold handler against a moto S3."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import raw_to_silver
+import silver_to_gold
+from lambda_support import EventError
+from lambda_testkit import BUCKET, device_csv, emf_records, load_event, put
+
+
+def test_gold_is_rebuilt_from_the_days_silver(s3, context, capsys):
+    put(s3, "raw/20250501/Device_20250501.csv", device_csv(rows=6))
+    raw_to_silver.handler({"key": "raw/20250501/Device_20250501.csv"}, context)
+    capsys.readouterr()
+    out = silver_to_gold.handler(load_event("silver_to_gold.json"), context)
+    assert out == {**out, "dataset": "Device", "date": "20250501", "status": "ok",
+                   "gold_key": "gold/Device_20250501.parquet", "rows_in": 6, "rows_out": 6,
+                   "silver_files": 1, "bucket": BUCKET}
+    assert "silver_keys" not in out
+    body = s3.get_object(Bucket=BUCKET, Key="gold/Device_20250501.parquet")["Body"].read()
+    assert pq.read_table(pa.BufferReader(body)).num_rows == 6
+    (emf,) = emf_records(capsys.readouterr().out)
+    assert (emf["dataset"], emf["GoldRowsOut"]) == ("Device", 6.0)
+
+
+def test_a_day_without_silver_reports_no_input(s3, context):
+    out = silver_to_gold.handler({"dataset": "EPG", "date": "20250502"}, context)
+    assert (out["status"], out["gold_key"], out["silver_files"]) == ("no_input", None, 0)
+
+
+@pytest.mark.parametrize(("event", "field", "problem"), [
+    ({"date": "20250501"}, "dataset", "is missing"),
+    ({"dataset": "Devices", "date": "20250501"}, "dataset", "names no known dataset"),
+    ({"dataset": "Device"}, "date", "is missing"),
+    ({"dataset": "Device", "date": "2025-05-01"}, "date", "must be a YYYYMMDD date"),
+    ({"dataset": "Device", "date": "20250231"}, "date", "not a real calendar date"),
+    ({"dataset": "Device", "date": "20250501", "day": "x"}, "day", "is not a known field"),
+])
+def test_malformed_payload_names_the_field(lambda_env, context, event, field, problem):
+    with pytest.raises(EventError) as info:
+        silver_to_gold.handler(event, context)
+    assert info.value.field == field and problem in str(info.value)
