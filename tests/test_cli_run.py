@@ -61,6 +61,10 @@ def test_a_second_run_replays_the_day_with_identical_outputs(demo):
     again = run("--data-dir", str(data))
     assert again.exit_code == 0 and f"Day {DAY}" in again.output
     assert outputs(data) == first and first
+    log = json.loads((data / "logs" / f"pipeline_execution_{DAY}.json").read_text())
+    quarantined = sorted(f["source_key"] for f in log["files"] if f["status"] == "quarantined")
+    assert quarantined == ["landing/Billing_20250501.csv", "raw/20250501/Viewing_20250501.csv"]
+    assert "Billing_20250501.csv: unknown_dataset: The name" in again.output
 
 
 def test_strict_exits_2_when_a_file_fails(demo):

@@ -46,12 +46,13 @@ def ingest(storage: Storage, key: str, registry: Registry, arrival_day: str) -> 
         day = layout.day_in_name(name) or arrival_day
         target = layout.quarantine_key(day, key)
         known = ", ".join(sorted(c.dataset for c in registry))
-        reason = f"unknown_dataset: the name {name!r} matches no contract (known datasets: {known})"
+        message = f"The name {name!r} matches no contract (known datasets: {known})."
+        reason = f"unknown_dataset: {message}"
         if not _move(storage, key, target):
             return IngestResult(key, ALREADY, target, None, day, reason)
         storage.write_bytes(layout.quarantine_reason_key(day, key), json.dumps({
             "source_key": key, "quarantine_key": target, "dataset": None,
-            "reason": "unknown_dataset", "message": reason}, indent=2).encode())
+            "reason": "unknown_dataset", "message": message}, indent=2).encode())
         return IngestResult(key, QUARANTINED, target, None, day, reason)
     contract, day = found
     target = layout.raw_key(day, name)

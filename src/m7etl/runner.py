@@ -7,6 +7,7 @@ files just ingested, else the latest day already in ``raw/`` (a replay).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,8 +16,14 @@ from datetime import UTC, datetime
 from m7etl import layout
 from m7etl.contracts import Registry
 from m7etl.exceptions import UsageError
-from m7etl.ingest import IGNORED, QUARANTINED, IngestResult, ingest
-from m7etl.raw_to_silver import DEFAULT_THRESHOLDS, FileResult, Thresholds, process_raw_file
+from m7etl.ingest import IGNORED, IngestResult, ingest
+from m7etl.raw_to_silver import (
+    DEFAULT_THRESHOLDS,
+    STATUS_QUARANTINED,
+    FileResult,
+    Thresholds,
+    process_raw_file,
+)
 from m7etl.report import build_execution_log, utc_now, write_execution_log
 from m7etl.silver_to_gold import GoldResult, process_gold
 from m7etl.storage import Storage
@@ -66,21 +73,37 @@ def plan_days(requested: str | None, ingested: list[IngestResult], storage: Stor
     return existing[-1:]
 
 
+def quarantined_files(storage: Storage, day: str) -> list[FileResult]:
+    """The day's quarantined files, from their ``.reason.json`` notes.
+
+    Read back from the bucket rather than remembered, so a replay of the day (which no
+    longer sees those files in ``raw/``) still lists them in the execution log.
+    """
+    results = []
+    for obj in storage.list(f"{layout.QUARANTINE}{day}/"):
+        if not obj.key.endswith(".reason.json"):
+            continue
+        note = json.loads(storage.read_bytes(obj.key))
+        results.append(FileResult(
+            source_key=note["source_key"], dataset=note.get("dataset"), date=day,
+            status=STATUS_QUARANTINED, reason=f"{note['reason']}: {note['message']}",
+            outputs={"quarantine": note["quarantine_key"]}))
+    return results
+
+
 def process_day(storage: Storage, registry: Registry, day: str, thresholds: Thresholds,
-                on_file: Callable[[str, FileResult], None] | None = None,
-                quarantined_at_ingest: list[IngestResult] = ()) -> DayResult:
+                on_file: Callable[[str, FileResult], None] | None = None) -> DayResult:
     """raw -> silver for every raw file of the day, then gold for every dataset."""
     result = DayResult(day)
-    for item in quarantined_at_ingest:
-        result.files.append(FileResult(source_key=item.source_key, dataset=None, date=day,
-                                       status="quarantined", reason=item.reason,
-                                       outputs={"quarantine": item.target_key}))
     keys = [o.key for o in storage.list(layout.raw_prefix(day)) if layout.is_input_file(o.key)]
     for key in keys:
         file_result = process_raw_file(storage, key, registry, thresholds)
         result.files.append(file_result)
         if on_file:
             on_file(key, file_result)
+    seen = {f.source_key for f in result.files}
+    earlier = [q for q in quarantined_files(storage, day) if q.source_key not in seen]
+    result.files = sorted(result.files + earlier, key=lambda f: f.source_key.rsplit("/", 1)[-1])
     for contract in registry:
         gold = process_gold(storage, contract, day)
         if gold.status != "no_input" or any(f.dataset == contract.dataset for f in result.files):
@@ -110,8 +133,7 @@ def run_pipeline(storage: Storage, registry: Registry, *, day: str | None = None
         on_plan(days, total)
     results = []
     for d in days:
-        day_result = process_day(storage, registry, d, thresholds, on_file,
-                                 [i for i in ingested if i.date == d and i.status == QUARANTINED])
+        day_result = process_day(storage, registry, d, thresholds, on_file)
         if after_day:
             after_day(day_result)  # e.g. the warehouse load, which fills day_result.load
         log = build_execution_log(

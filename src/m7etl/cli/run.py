@@ -99,6 +99,9 @@ def _print_summary(result) -> None:
         for f in day.files:
             if f.reason:
                 click.echo(f"  {f.source_key.rsplit('/', 1)[-1]}: {f.reason}")
+            where = f.outputs.get("quarantine") or (f.status != "ok" and f.outputs.get("rejects"))
+            if where:
+                click.echo(f"    -> {where}")
         click.echo(f"\nDay {day.day}: silver -> gold")
         click.echo(text_table(["dataset", "silver rows", "gold rows", "gold key"],
                          [[g.dataset, g.rows_in, g.rows_out, g.gold_key or "(no input)"] for g in day.gold],
