@@ -429,13 +429,9 @@ def tree_entries(root: Path, prefix: str) -> dict[str, Path]:
 
 
 def build_layer(out_dir: Path, *, runtime: str = DEFAULT_RUNTIME, arch: str = DEFAULT_ARCH,
-                python_version: str | None = None, root: Path | None = None,
-                wheel_cache: Path | None = None, name: str = LAYER) -> Artefact:
-    """Build ``<out_dir>/<name>.zip`` (``python/...``) for the runtime and architecture.
-
-    ``python_version`` overrides the runtime's version (tests build a layer for the local
-    interpreter through this same path, to run the handlers here).
-    """
+                root: Path | None = None, wheel_cache: Path | None = None,
+                name: str = LAYER) -> Artefact:
+    """Build ``<out_dir>/<name>.zip`` (``python/...``) for the runtime and architecture."""
     root = root or project_root()
     if runtime not in RUNTIMES:
         raise PackageError(f"Runtime {runtime} is not supported.",
@@ -443,7 +439,7 @@ def build_layer(out_dir: Path, *, runtime: str = DEFAULT_RUNTIME, arch: str = DE
     if arch not in ARCHS:
         raise PackageError(f"Architecture {arch} is not supported.",
                            hint=f"Use one of {', '.join(ARCHS)}.")
-    version = python_version or RUNTIMES[runtime]
+    version = RUNTIMES[runtime]
     requirements = layer_requirements(root / "lambda_src" / "requirements-layer.txt", version, arch)
     wheel_cache = wheel_cache or root / ".work" / "wheels"
     with tempfile.TemporaryDirectory(prefix="m7-layer-") as tmp:
