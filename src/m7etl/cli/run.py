@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -55,7 +56,7 @@ def command(local: bool, data_dir: Path, day: str | None, error_threshold: float
     def on_plan(days: list[str], total: int) -> None:
         nonlocal bar
         click.echo(f"Processing {total} file(s) for {', '.join(days)} in {storage.url}", err=True)
-        bar = click.progressbar(length=total, label="raw -> silver", file=click.get_text_stream("stderr"))
+        bar = click.progressbar(length=total, label="raw -> silver", file=sys.stderr)
         bar.__enter__()
 
     def on_file(_key, _result) -> None:
