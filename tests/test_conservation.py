@@ -18,7 +18,9 @@ KEY = "raw/20250501/Channel_20250501.csv"
 
 field_value = st.one_of(
     st.sampled_from(["", "0", "-1", "12", "99999", "abc", "true", "maybe", "2025-02-30",
-                     "2025-05-01 00:00:00", "fr", "xx", "sports", "premium", "Canal+"]),
+                     "2025-05-01 00:00:00", "fr", "xx", "sports", "premium", "Canal+",
+                     # once made a cast raise and the whole file quarantined:
+                     "\u0663", "+7", "2025-05-0\u0663", "2025-05-01 00:00:60"]),
     st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"),
             max_size=12),
 )

@@ -70,6 +70,17 @@ def test_a_good_row_is_typed_as_the_contract_says():
     ("start_at", "2025-05-01 25:00:00", "type"),
     ("start_at", "2025-05-01", "type"),
     ("eu_day", "31/02/2024", "type"),
+    # Unicode digits pass str.isdigit but are no number: one rejected row, not a failed batch.
+    ("weight_g", "\u0663", "type"),
+    ("weight_g", "1\uff12", "type"),
+    ("ratio", "\u0660.5", "type"),
+    ("made_on", "2021-03-0\u0664", "type"),
+    ("start_at", "2025-05-01 1\u0660:00:00", "type"),
+    # Loose or impossible times: strptime would take them (unpadded, or rolled to the next minute).
+    ("start_at", "2025-05-01  2:00:00", "type"),
+    ("start_at", "2025-05-01 12:00:60", "type"),
+    ("start_at", "2025-05-01T12:00:00", "type"),
+    ("made_on", "0000-01-01", "type"),
     ("end_at", "2025-05-01 09:00:00", "end_after_start"),
 ])
 def test_each_broken_rule_rejects_the_row_with_its_reason(column, value, rule):
@@ -106,6 +117,13 @@ def test_padded_numbers_are_trimmed_and_decimal_commas_accepted_for_semicolon_fi
     assert out.rows_rejected == 0
     assert out.valid.column("weight_g").to_pylist() == [42]
     assert out.valid.column("ratio").to_pylist() == [0.25]
+
+
+def test_explicit_plus_sign_is_a_number():
+    out = run([{**GOOD, "weight_g": "+42"}, {**GOOD, "weight_g": "+0"}, {**GOOD, "ratio": "+0.25"}])
+    assert out.valid.column("weight_g").to_pylist() == [42, 250]
+    assert [(r["rule"], r["raw_value"]) for r in out.rejects.to_pylist()] == [("min", "+0")]
+    assert out.valid.column("ratio").to_pylist() == [0.5, 0.25]
 
 
 def test_booleans_accept_common_spellings():
