@@ -55,7 +55,7 @@ def command(local: bool, data_dir: Path, day: str | None, error_threshold: float
 
     def on_plan(days: list[str], total: int) -> None:
         nonlocal bar
-        click.echo(f"Processing {total} file(s) for {', '.join(days)} in {storage.url}", err=True)
+        click.echo(f"Processing {total} raw file(s) for {', '.join(days)} in {storage.url}", err=True)
         bar = click.progressbar(length=total, label="raw -> silver", file=sys.stderr)
         bar.__enter__()
 
