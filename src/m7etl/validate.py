@@ -100,9 +100,9 @@ def _all(mask: pa.Array) -> bool:
 # --------------------------------------------------------------------------- byte fast paths
 # Values of a fixed width (ISO dates and timestamps, ids such as ^STB[0-9]{9}$) are checked
 # on the bytes of the Arrow buffer, eight at a time (uint64 words), instead of one kernel
-# pass per rule. The ISO path decides every value (the layout is the rule); the pattern path
-# decides the values of the pattern's width and hands the rest to RE2. tests/test_perf_paths.py
-# compares both with a reference on generated edge cases.
+# pass per rule. Each path decides every value (a value of another width cannot match) or,
+# when the buffers cannot be read this way, none: the general kernel then runs.
+# tests/test_perf_paths.py compares both with a reference on generated edge cases.
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
