@@ -105,6 +105,15 @@ def test_an_empty_folder_says_what_to_do(tmp_path):
     assert "Nothing to process" in result.output and "landing/" in result.output
 
 
+def test_a_day_with_no_files_says_so_instead_of_empty_tables(tmp_path):
+    (tmp_path / "landing").mkdir()
+    result = run("--data-dir", str(tmp_path), "--date", "20250502")
+    assert result.exit_code == 0
+    assert "Day 20250502: no file under raw/20250502/" in result.output and "--date" in result.output
+    assert "rej %" not in result.output and "gold rows" not in result.output
+    assert json.loads((tmp_path / "logs/pipeline_execution_20250502.json").read_text())["files"] == []
+
+
 def test_run_requires_local():
     result = CliRunner().invoke(cli, ["run"])
     assert result.exit_code == 1 and "Add --local" in result.output

@@ -9,6 +9,7 @@ import click
 
 from m7etl.contracts import load_registry
 from m7etl.exceptions import UsageError
+from m7etl.layout import raw_prefix
 from m7etl.raw_to_silver import Thresholds
 from m7etl.report import text_table
 from m7etl.runner import new_run_id, run_pipeline
@@ -55,6 +56,8 @@ def command(local: bool, data_dir: Path, day: str | None, error_threshold: float
 
     def on_plan(days: list[str], total: int) -> None:
         nonlocal bar
+        if not total:
+            return
         click.echo(f"Processing {total} raw file(s) for {', '.join(days)} in {storage.url}", err=True)
         bar = click.progressbar(length=total, label="raw -> silver", file=sys.stderr)
         bar.__enter__()
@@ -89,6 +92,14 @@ def _print_summary(result) -> None:
     for skipped in (i for i in result.ingested if i.status == "ignored"):
         click.echo(f"Left in landing/: {skipped.source_key} ({skipped.reason})")
     for day in result.days:
+        if not day.files:
+            click.echo(f"\nDay {day.day}: no file under {raw_prefix(day.day)} and none for that day in "
+                       "landing/: nothing to process. Put the day's CSV files in landing/, or pick "
+                       "another day with --date.")
+            for note in day.notes:
+                click.echo(note)
+            click.echo(f"\nExecution log: {day.log_key}")
+            continue
         rows = []
         for f in day.files:
             rows.append([f.source_key.rsplit("/", 1)[-1], f.dataset or "?", f.rows_read, f.rows_valid,
