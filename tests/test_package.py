@@ -33,11 +33,13 @@ from m7etl.package import (
     PackageError,
     build_all,
     build_function,
+    build_glue,
     build_layer,
     check_budget,
     check_shared_libraries,
     layer_requirements,
 )
+from m7etl.warehouse.bundle import build_glue_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / ".work" / "wheels"
@@ -80,6 +82,27 @@ def test_function_zips_are_byte_identical_across_builds(functions, tmp_path):
     again = build_all(tmp_path, skip_layer=True)
     for artefact in again.functions:
         assert artefact.path.read_bytes() == (functions / artefact.name).read_bytes()
+
+
+def test_glue_files_are_built_as_the_stack_reads_them(functions, tmp_path):
+    """The template's Glue job reads glue/gold_to_snowflake.py and glue/m7etl_glue.zip."""
+    template = (ROOT / "templates" / "etl-pipeline-mwaa.yaml").read_text()
+    assert "/glue/gold_to_snowflake.py" in template and "/glue/m7etl_glue.zip" in template
+    script = functions / "glue" / "gold_to_snowflake.py"
+    assert script.read_bytes() == (ROOT / "glue_src" / "gold_to_snowflake.py").read_bytes()
+    bundle = functions / "glue" / "m7etl_glue.zip"
+    assert "m7etl/warehouse/job.py" in names(bundle)
+    # `make glue-bundle` and `m7etl package` write the same bytes.
+    assert build_glue_bundle(tmp_path / "m7etl_glue.zip").read_bytes() == bundle.read_bytes()
+
+
+def test_unchanged_glue_files_are_not_rewritten(tmp_path):
+    first = build_glue(tmp_path)
+    stamps = [a.path.stat().st_mtime_ns for a in first]
+    second = build_glue(tmp_path)
+    assert [a.changed for a in first] == [True, True] and [a.changed for a in second] == [False, False]
+    assert [a.path.stat().st_mtime_ns for a in second] == stamps
+    assert [a.sha256 for a in second] == [a.sha256 for a in first]
 
 
 def test_an_unchanged_zip_is_not_rewritten(tmp_path):
@@ -134,7 +157,8 @@ def test_cli_prints_the_size_table(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["artefact", "zipped", "unzipped", "with", "layer", "file", "sha256"]
-    assert [line.split()[0] for line in lines[2:6]] == [f"{h}.zip" for h in package.HANDLERS]
+    assert [line.split()[0] for line in lines[2:8]] == [f"{h}.zip" for h in package.HANDLERS] + [
+        "m7etl_glue.zip", "gold_to_snowflake.py"]
     monkeypatch.setattr(package, "BUDGET", 10_000)
     result = CliRunner().invoke(cli, ["package", "--skip-layer", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "over the budget of 10,000" in result.output

@@ -14,6 +14,9 @@
   fixed compression level, so the same sources give the same bytes and an unchanged
   function uploads nothing. A zip whose bytes did not change is not rewritten.
 * Each function plus the layer must stay under Lambda's unzipped limit with a margin.
+* The Glue job's artefacts go to ``glue/`` as in the code bucket: its script
+  (``glue_src/gold_to_snowflake.py``) and ``m7etl_glue.zip``, the m7etl modules it imports
+  (``--extra-py-files``), written by the same reproducible zip writer.
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from m7etl.exceptions import M7Error
+from m7etl.warehouse.bundle import BUNDLE_NAME, bundle_files
 
 HANDLERS = ("raw_to_silver", "silver_to_gold", "s3_event", "maintenance")
 LAYER = "etl-dependencies"
+GLUE_DIR = "glue"  # s3://<code bucket>/glue/, where the stack's Glue job reads them
+GLUE_SCRIPT = "gold_to_snowflake.py"
 CORE_PACKAGE = "m7etl"
 FORBIDDEN = ("m7etl.cli", "m7etl.deploy")
 DATA_FILES = {"m7etl.contracts": ("datasets/*.yaml",)}
@@ -458,11 +464,30 @@ def build_layer(out_dir: Path, *, runtime: str = DEFAULT_RUNTIME, arch: str = DE
 class BuildResult:
     functions: list[Artefact]
     layer: Artefact | None
+    glue: list[Artefact] = field(default_factory=list)
     budget: int = BUDGET
 
     @property
     def artefacts(self) -> list[Artefact]:
-        return self.functions + ([self.layer] if self.layer else [])
+        return self.functions + ([self.layer] if self.layer else []) + self.glue
+
+
+# -- Glue ------------------------------------------------------------------------------
+def build_glue(out_dir: Path, *, root: Path | None = None) -> list[Artefact]:
+    """``glue/gold_to_snowflake.py`` and ``glue/m7etl_glue.zip``; unchanged bytes are not rewritten."""
+    root = root or project_root()
+    target = out_dir / GLUE_DIR
+    bundle = target / BUNDLE_NAME
+    artefacts = [describe_zip(bundle, "glue", write_zip(dict(bundle_files()), bundle))]
+    source, script = root / "glue_src" / GLUE_SCRIPT, target / GLUE_SCRIPT
+    text = source.read_bytes()
+    changed = not script.is_file() or script.read_bytes() != text
+    if changed:
+        tmp = script.with_name(f".{GLUE_SCRIPT}.tmp")
+        tmp.write_bytes(text)
+        os.replace(tmp, script)
+    artefacts.append(Artefact(GLUE_SCRIPT, script, len(text), len(text), _sha256(script), 1, "glue", changed))
+    return artefacts
 
 
 def check_budget(functions: list[Artefact], layer: Artefact | None,
@@ -482,7 +507,8 @@ def check_budget(functions: list[Artefact], layer: Artefact | None,
 
 def build_all(out_dir: Path, *, runtime: str = DEFAULT_RUNTIME, arch: str = DEFAULT_ARCH,
               skip_layer: bool = False, wheel_cache: Path | None = None,
-              root: Path | None = None, handlers: tuple[str, ...] = HANDLERS) -> BuildResult:
+              root: Path | None = None, handlers: tuple[str, ...] = HANDLERS,
+              glue: bool = True) -> BuildResult:
     root = root or project_root()
     version = RUNTIMES.get(runtime, "3.12")
     requirements = layer_requirements(root / "lambda_src" / "requirements-layer.txt", version, arch)
@@ -495,7 +521,7 @@ def build_all(out_dir: Path, *, runtime: str = DEFAULT_RUNTIME, arch: str = DEFA
         layer = build_layer(out_dir, runtime=runtime, arch=arch, root=root,
                             wheel_cache=wheel_cache)
     check_budget(functions, layer)
-    return BuildResult(functions, layer)
+    return BuildResult(functions, layer, build_glue(out_dir, root=root) if glue else [])
 
 
 def size_rows(result: BuildResult) -> list[list]:
@@ -503,7 +529,8 @@ def size_rows(result: BuildResult) -> list[list]:
     layer = result.layer.unzipped if result.layer else 0
     rows = []
     for a in result.artefacts:
-        with_layer = a.unzipped + layer if a.kind == "function" else a.unzipped
-        rows.append([a.name, f"{a.zipped:,}", f"{a.unzipped:,}", f"{with_layer:,}",
+        with_layer = a.unzipped + layer if a.kind == "function" else a.unzipped if a.kind == "layer" else "-"
+        rows.append([a.name, f"{a.zipped:,}", f"{a.unzipped:,}",
+                     f"{with_layer:,}" if isinstance(with_layer, int) else with_layer,
                      "written" if a.changed else "unchanged", a.sha256])
     return rows

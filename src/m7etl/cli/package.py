@@ -11,6 +11,7 @@ from m7etl.package import (
     BUDGET,
     DEFAULT_ARCH,
     DEFAULT_RUNTIME,
+    GLUE_DIR,
     LAMBDA_UNZIPPED_LIMIT,
     RUNTIMES,
     build_all,
@@ -32,8 +33,9 @@ from m7etl.report import text_table
               help="Folder caching the downloaded wheels (default: .work/wheels).")
 def command(runtime: str, arch: str, out_dir: Path, skip_layer: bool,
             wheel_cache: Path | None) -> None:
-    """Build raw_to_silver.zip, silver_to_gold.zip, s3_event.zip, maintenance.zip and
-    etl-dependencies.zip (reproducible; sizes checked against Lambda's limit)."""
+    """Build raw_to_silver.zip, silver_to_gold.zip, s3_event.zip, maintenance.zip,
+    etl-dependencies.zip (reproducible; sizes checked against Lambda's limit), and the Glue
+    job's glue/gold_to_snowflake.py and glue/m7etl_glue.zip."""
     if not skip_layer:
         click.echo(f"Building the layer for {runtime} {arch} (pip, manylinux wheels)...", err=True)
     result = build_all(out_dir, runtime=runtime, arch=arch, skip_layer=skip_layer,
@@ -44,4 +46,5 @@ def command(runtime: str, arch: str, out_dir: Path, skip_layer: bool,
         click.echo("\nNo layer in the output folder: the budget was checked on the functions "
                    "alone.")
     click.echo(f"\nBudget per function + layer (unzipped): {BUDGET:,} bytes "
-               f"(Lambda's limit {LAMBDA_UNZIPPED_LIMIT:,} minus margin). Output: {out_dir}/")
+               f"(Lambda's limit {LAMBDA_UNZIPPED_LIMIT:,} minus margin). Output: {out_dir}/ "
+               f"(the Glue job's files in {out_dir / GLUE_DIR}/).")

@@ -12,7 +12,6 @@ Upload it as ``s3://<code bucket>/glue/m7etl_glue.zip`` next to ``glue/gold_to_s
 from __future__ import annotations
 
 import ast
-import zipfile
 from pathlib import Path
 
 import m7etl
@@ -22,7 +21,6 @@ SOURCE_ROOT = PACKAGE_ROOT.parent  # the folder holding m7etl/
 ENTRY_MODULE = "m7etl.warehouse.job"
 BUNDLE_NAME = "m7etl_glue.zip"
 DATA_GLOBS = ("contracts/datasets/*.yaml",)
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def module_path(name: str) -> Path | None:
@@ -93,16 +91,10 @@ def bundle_files(entry: str = ENTRY_MODULE) -> list[tuple[str, Path]]:
 
 
 def build_glue_bundle(out_path: str | Path, entry: str = ENTRY_MODULE) -> Path:
-    """Write the zip of the Glue job's modules to ``out_path`` (deterministic bytes)."""
+    """Write the zip of the Glue job's modules to ``out_path``: the reproducible writer of
+    ``m7etl package`` (which builds it as ``glue/m7etl_glue.zip``), so both give the same bytes."""
+    from m7etl.package import write_zip  # build-time only: not part of the bundle itself
+
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for arcname, path in bundle_files(entry):
-            info = zipfile.ZipInfo(arcname, date_time=FIXED_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o100644 << 16
-            info.create_system = 3  # unix, whatever the building machine
-            zf.writestr(info, path.read_bytes())
-    tmp.replace(out)
+    write_zip(dict(bundle_files(entry)), out)
     return out
