@@ -51,6 +51,7 @@ def test_every_row_is_accounted_for_against_the_generator(demo):
         assert name in result.output
     assert log["totals"]["rows_read"] == sum(m.rows for m in manifests.values())
     assert {g["dataset"]: g["status"] for g in log["gold"]}["Channel"] == "no_input"
+    assert "(nothing promoted: Channel_20250501.csv failed_threshold)" in result.output
     assert not list((data / "landing").iterdir())
 
 

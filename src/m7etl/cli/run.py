@@ -116,8 +116,16 @@ def _print_summary(result) -> None:
                 click.echo(f"    -> {where}")
         click.echo(f"\nDay {day.day}: silver -> gold")
         click.echo(text_table(["dataset", "silver rows", "gold rows", "gold key"],
-                         [[g.dataset, g.rows_in, g.rows_out, g.gold_key or "(no input)"] for g in day.gold],
+                         [[g.dataset, g.rows_in, g.rows_out, g.gold_key or _no_gold(day, g.dataset)]
+                          for g in day.gold],
                          right={1, 2}))
         for note in day.notes:
             click.echo(note)
         click.echo(f"\nExecution log: {day.log_key}")
+
+
+def _no_gold(day, dataset: str) -> str:
+    """Why a dataset has no gold file: no file that day, or none of its files was promoted."""
+    held = [f"{f.source_key.rsplit('/', 1)[-1]} {f.status}" for f in day.files
+            if f.dataset == dataset and f.status != "ok"]
+    return f"(nothing promoted: {', '.join(held)})" if held else "(no input)"
