@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 from helpers import csv_bytes
@@ -61,3 +64,42 @@ def test_rows_read_equals_valid_plus_rejected(tmp_path_factory, registry, rows):
         rejected_lines = set(rejects.column("line_number").to_pylist())
     assert len(rejected_lines) == result.rows_rejected
     assert rejected_lines.isdisjoint(silver.column("_line_number").to_pylist())
+
+
+def _mutated(draw_data: st.DataObject, clean: bytes) -> bytes:
+    """``clean`` with a few bytes flipped, inserted or cut, maybe truncated or gzipped."""
+    data = bytearray(clean)
+    for _ in range(draw_data.draw(st.integers(0, 4))):
+        at = draw_data.draw(st.integers(0, max(len(data) - 1, 0)))
+        action = draw_data.draw(st.sampled_from(["flip", "insert", "cut"]))
+        byte = draw_data.draw(st.sampled_from([0x00, 0x22, 0x2C, 0x0A, 0x0D, 0xFF, 0xC3, 0x3B, 0x20]))
+        if action == "flip" and data:
+            data[at] = byte
+        elif action == "insert":
+            data.insert(at, byte)
+        elif data:
+            del data[at]
+    if draw_data.draw(st.booleans()):
+        data = data[:draw_data.draw(st.integers(0, len(data)))]
+    if draw_data.draw(st.integers(0, 4)) == 0:
+        data = bytearray(gzip.compress(bytes(data), mtime=0))
+    return bytes(data)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), rows=st.lists(row, min_size=0, max_size=12))
+def test_any_bytes_end_quarantined_with_a_reason_or_conserved(tmp_path_factory, registry, data, rows):
+    """Damaged files (bytes flipped, cut, NULs, bad UTF-8, gzip of garbage) never raise:
+    either the file is quarantined with its reason, or every row read is valid or rejected."""
+    storage = LocalStorage(tmp_path_factory.mktemp("bucket"))
+    clean = csv_bytes([HEADER] + [[quote(v) for v in r] for r in rows])
+    raw = _mutated(data, data.draw(st.one_of(st.binary(max_size=200), st.just(clean))))
+    storage.write_bytes(KEY, raw)
+    result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100))
+    if result.status == "quarantined":
+        assert result.reason and storage.exists(result.outputs["quarantine"])
+        assert json.loads(storage.read_bytes(result.outputs["quarantine"] + ".reason.json"))["reason"]
+        return
+    assert result.rows_read == result.rows_valid + result.rows_rejected
+    silver = pq.read_table(pa.BufferReader(storage.read_bytes(result.outputs["silver"])))
+    assert silver.num_rows == result.rows_valid

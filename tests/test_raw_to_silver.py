@@ -35,6 +35,7 @@ def put(storage, data: bytes, key: str = KEY) -> str:
     {"encoding": "utf-8-sig"},
     {"encoding": "cp1252", "delimiter": ";"},
     {"line_ending": "\r\n"},
+    {"line_ending": "\r"},  # classic Mac files
     {"gzip": True},
 ])
 def test_every_dialect_seen_in_practice_gives_the_same_silver(storage, registry, dialect):
@@ -95,22 +96,26 @@ def test_invalid_utf8_with_no_fallback_encoding_is_quarantined(local_storage, re
     assert result.status == "quarantined" and result.reason.startswith("encoding")
 
 
-def test_line_numbers_count_quoted_newlines_and_broken_rows(storage, registry):
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_line_numbers_count_quoted_newlines_and_broken_rows(storage, registry, eol):
+    """LF, CRLF and a bare CR each end a line, inside quoted values too (as editors count)."""
     data = [HEADER,
-            ["1", '"Multi\nline\nname"', "general", "fr", "1", "", "", "2025-05-01 00:00:00"],  # lines 2-4
+            ["1", f'"Multi{eol}line{eol}name"', "general", "fr", "1", "", "", "2025-05-01 00:00:00"],  # 2-4
             ["2", "Two", "general", "fr", "1"],  # line 5: too few fields
             ["x", "Bad id", "general", "fr", "1", "", "", "2025-05-01 00:00:00"],  # line 6
             ["4", "Four", "general", "fr", "1", "", "", "2025-05-01 00:00:00", "extra"],  # line 7
-            ["5", "Five", "general", "fr", "1", "", "", "2025-05-01 00:00:00"]]  # line 8
-    put(storage, csv_bytes(data))
+            ["5", "Five", "general", "fr", "1", "", "", "2025-05-01 00:00:00"],  # line 8
+            ["6", f'"Six{eol}lines"', "general"],  # lines 9-10: too few fields
+            ["7", "Seven", "general", "fr", "1", "", "", "2025-05-01 00:00:00"]]  # line 11
+    put(storage, csv_bytes(data, line_ending=eol))
     result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100))
-    assert (result.rows_read, result.rows_valid, result.rows_rejected) == (5, 2, 3)
+    assert (result.rows_read, result.rows_valid, result.rows_rejected) == (7, 3, 4)
     rejects = parquet(storage, result.outputs["rejects"]).to_pylist()
     assert sorted((r["line_number"], r["rule"]) for r in rejects) == [
-        (5, "column_count"), (6, "type"), (7, "column_count")]
+        (5, "column_count"), (6, "type"), (7, "column_count"), (9, "column_count")]
     silver = parquet(storage, result.outputs["silver"])
-    assert silver.column("_line_number").to_pylist() == [2, 8]
-    assert silver.column("channel_name")[0].as_py() == "Multi\nline\nname"
+    assert silver.column("_line_number").to_pylist() == [2, 8, 11]
+    assert silver.column("channel_name")[0].as_py() == f"Multi{eol}line{eol}name"
 
 
 def test_above_the_error_threshold_silver_is_not_promoted_and_rejects_are_kept(storage, registry):

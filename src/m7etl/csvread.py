@@ -5,7 +5,7 @@ encoding (the contract's list, tried in order), delimiter (the contract's candid
 scored on the header). Every field is read as a string (empty stays empty, zip codes stay
 text); typing is validation's job. Rows with the wrong number of fields are handed to a
 callback with their record number instead of stopping the file. Each row gets the
-physical line number where it starts, counting quoted newlines.
+physical line number where it starts, counting quoted line breaks (LF, CRLF or a bare CR).
 """
 
 from __future__ import annotations
@@ -118,11 +118,13 @@ def sniff(head: bytes, contract: Contract, *, complete: bool, gzip: bool,
         tried = " or ".join([*exclude, *encodings])
         raise UnreadableFileError("encoding", f"The file is not valid {tried} text"
                                   + (" throughout." if exclude else "."))
-    end = text.find("\n")
+    # Lines end at LF, CRLF or a bare CR (classic Mac files), as Arrow's reader splits rows.
+    ends = [at for at in (text.find("\n"), text.find("\r")) if at >= 0]
+    end = min(ends) if ends else -1
     if end < 0 and not complete:
         raise UnreadableFileError("no_header", f"No line break in the first {HEAD_BYTES} bytes: "
                                                "this is not a CSV file with a header.")
-    header_line = (text if end < 0 else text[:end]).rstrip("\r")
+    header_line = text if end < 0 else text[:end]
     wanted = {c.name for c in contract.columns}
     best = None
     for delimiter in contract.dialect.delimiters:
@@ -173,7 +175,7 @@ class Positions:
         for record, text, _expected, _actual in placed:
             pos = record - self.next_record
             is_invalid[pos] = True
-            spans[pos] = 1 + text.count("\n")
+            spans[pos] = 1 + _line_breaks(text)
         spans[~is_invalid] += newlines
         starts = self.next_line + np.concatenate(([0], np.cumsum(spans)[:-1])) if total else spans
         invalid = [(int(starts[r - self.next_record]), text, e, a) for r, text, e, a in placed]
@@ -182,21 +184,28 @@ class Positions:
         return starts[~is_invalid], invalid
 
 
+def _line_breaks(text: str) -> int:
+    """Line breaks in ``text``: LF, CRLF and a bare CR each end a line (as in Arrow's reader)."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
 def _has_newline(column: pa.Array) -> bool:
-    """A fast scan of the column's character buffer (quoted newlines are rare)."""
+    """A fast scan of the column's character buffer (quoted line breaks are rare): True if
+    it may hold an LF or a CR (bytes 10 to 13 in one comparison)."""
     if column.offset != 0:
-        return bool(pc.any(pc.match_substring(column, "\n")).as_py())
+        return bool(pc.any(pc.match_substring_regex(column, "[\n\r]")).as_py())
     data = column.buffers()[2]
-    return data is not None and bool((np.frombuffer(data, dtype=np.uint8) == 10).any())
+    return data is not None and bool(((np.frombuffer(data, dtype=np.uint8) - np.uint8(10)) <= 3).any())
 
 
 def _newlines(batch: pa.RecordBatch) -> np.ndarray:
-    """Quoted newlines inside each row's values (so line numbers stay exact)."""
+    """Quoted line breaks inside each row's values (so line numbers stay exact)."""
     counts = np.zeros(batch.num_rows, dtype=np.int64)
     for column in batch.columns:
         if len(column) and _has_newline(column):
-            c = pc.fill_null(pc.count_substring(column, "\n"), 0)
-            counts += c.to_numpy(zero_copy_only=False).astype(np.int64)
+            c = pc.subtract(pc.add(pc.count_substring(column, "\n"), pc.count_substring(column, "\r")),
+                            pc.count_substring(column, "\r\n"))
+            counts += pc.fill_null(c, 0).to_numpy(zero_copy_only=False).astype(np.int64)
     return counts
 
 
