@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -86,6 +88,44 @@ def test_utf8_file_turning_cp1252_deep_inside_is_read_as_cp1252(local_storage, r
     assert result.status == "ok" and result.rows_valid == 5001
     assert result.dialect["encoding"] == "cp1252"
     assert parquet(local_storage, result.outputs["silver"]).column("channel_name")[-1].as_py() == "Télé"
+
+
+def test_a_broken_cp1252_row_deep_in_a_utf8_looking_file_is_one_reject(local_storage, registry):
+    # Arrow cannot decode that row for the invalid-row callback: the file switches to cp1252
+    # instead of being quarantined as a parse error.
+    body = [HEADER] + rows(5000) + [["9998", "Télé", "general"]] + rows(1, start=9999)
+    put(local_storage, csv_bytes(body, encoding="cp1252"))
+    result = process_raw_file(local_storage, KEY, registry)
+    assert (result.status, result.rows_read, result.rows_valid, result.rows_rejected) == ("ok", 5002, 5001, 1)
+    assert result.dialect["encoding"] == "cp1252"
+    rejects = parquet(local_storage, result.outputs["rejects"]).to_pylist()
+    assert [(r["line_number"], r["rule"], r["raw_value"]) for r in rejects] == [
+        (5002, "column_count", "9998,Télé,general")]
+
+
+def test_the_handled_undecodable_row_leaves_no_traceback_on_stderr(tmp_path):
+    """Arrow prints "Exception ignored ... UnicodeDecodeError" for that row unless filtered."""
+    (tmp_path / KEY).parent.mkdir(parents=True)
+    body = [HEADER] + rows(5000) + [["9998", "Télé", "general"]]
+    (tmp_path / KEY).write_bytes(csv_bytes(body, encoding="cp1252"))
+    code = ("import sys; from m7etl.storage import LocalStorage; from m7etl.contracts import load_registry;"
+            "from m7etl.raw_to_silver import process_raw_file;"
+            f"r = process_raw_file(LocalStorage(sys.argv[1]), {KEY!r}, load_registry());"
+            "print(r.status, r.rows_rejected)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          check=False)
+    assert (done.returncode, done.stdout.split(), done.stderr) == (0, ["ok", "1"], "")
+
+
+def test_a_utf8_file_with_accents_and_a_bad_byte_deep_inside_is_not_read_as_cp1252(local_storage, registry):
+    # Read as cp1252, "Télé" (UTF-8) would become "TÃ©lÃ©" in silver: quarantined instead.
+    accented = [["1", "Télé", "general", "fr", "1", "", "", "2025-05-01 00:00:00"]]
+    data = csv_bytes([HEADER] + accented + rows(5000, start=2)) + "9999,Ciné,general\n".encode("cp1252")
+    put(local_storage, data)
+    result = process_raw_file(local_storage, KEY, registry)
+    assert result.status == "quarantined" and result.reason.startswith("encoding")
+    assert "starts as UTF-8" in result.reason and "garbled" in result.reason
+    assert local_storage.read_bytes(result.outputs["quarantine"]) == data
 
 
 def test_invalid_utf8_with_no_fallback_encoding_is_quarantined(local_storage, registry):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -107,6 +108,12 @@ def sniff(head: bytes, contract: Contract, *, complete: bool, gzip: bool,
         raise UnreadableFileError("binary", "The file holds binary data (NUL bytes), not CSV text.")
     bom = head.startswith(UTF8_BOM)
     body = head[len(UTF8_BOM):] if bom else head
+    if "utf-8" in exclude and not body.isascii() and _decode_head(body, "utf-8", complete) is not None:
+        # Its first part holds real UTF-8 characters: another encoding would garble them.
+        raise UnreadableFileError(
+            "encoding", "The file starts as UTF-8 text with non-ASCII characters but holds bytes "
+                        "that are not UTF-8 further on; read as another encoding its accented "
+                        "letters would be garbled. Repair or re-export it as UTF-8 and land it again.")
     encodings = [e for e in (("utf-8",) if bom else contract.dialect.encodings) if e not in exclude]
     text = encoding = None
     for candidate in encodings:
@@ -239,8 +246,34 @@ def text_stream(raw, is_gzip: bool) -> pa.NativeFile:
     return pa.CompressedInputStream(native, "gzip") if is_gzip else native
 
 
+def _on_invalid_undecodable(unraisable) -> bool:
+    """Arrow failed to decode an invalid row for :func:`read_batches`' callback."""
+    target = getattr(unraisable, "object", None)
+    return (isinstance(unraisable.exc_value, UnicodeDecodeError)
+            and getattr(target, "__qualname__", "") == "read_batches.<locals>.on_invalid"
+            and getattr(target, "__module__", "") == __name__)
+
+
+def _quiet_undecodable_rows() -> None:
+    """Keep Arrow's "Exception ignored" traceback out of the logs when a broken row is not valid
+    text in the sniffed encoding: Arrow then raises a parse error that the caller turns into
+    an encoding fallback (see raw_to_silver), an expected case. Every other unraisable
+    exception still reaches the hook that was in place."""
+    previous = sys.unraisablehook
+    if getattr(previous, "m7etl_filter", False):
+        return
+
+    def hook(unraisable) -> None:
+        if not _on_invalid_undecodable(unraisable):
+            previous(unraisable)
+
+    hook.m7etl_filter = True
+    sys.unraisablehook = hook
+
+
 def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> Iterator[Batch]:
     """Yield string batches with their line numbers; invalid rows are reported, not raised."""
+    _quiet_undecodable_rows()
     positions = Positions()
     read_options = pacsv.ReadOptions(
         use_threads=False,  # keeps the record numbers of invalid rows (and memory flat)

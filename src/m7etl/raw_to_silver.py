@@ -95,7 +95,7 @@ def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
             with text_stream(storage.open_input(key), is_gzip) as stream:
                 paths = _write_outputs(stream, dialect, contract, key, tmp, result)
         except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
-            if isinstance(exc, pa.ArrowInvalid) and "utf8" not in str(exc).lower():
+            if isinstance(exc, pa.ArrowInvalid) and not _is_decoding_error(exc, dialect.encoding):
                 raise UnreadableFileError("parse_error", f"The CSV cannot be parsed: {exc}.") from None
             failed.append(dialect.encoding)
             continue
@@ -106,6 +106,16 @@ def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
         result.missing_optional_columns = dialect.missing_optional
         result.extra_columns = dialect.extra
         return paths
+
+
+def _is_decoding_error(exc: pa.ArrowInvalid, encoding: str) -> bool:
+    """Arrow's error is about the text's encoding, not the CSV structure.
+
+    Invalid UTF-8 in a well-formed row fails the string conversion ("invalid UTF8"). In a row
+    with the wrong number of fields, Arrow cannot decode the row to hand it to the invalid-row
+    callback and reports a parse error instead; the row it quotes then holds U+FFFD."""
+    text = str(exc)
+    return "utf8" in text.lower() or (encoding == "utf-8" and "\ufffd" in text)
 
 
 def dictionary_columns(contract: Contract) -> list[str]:
