@@ -15,6 +15,9 @@ MINIMAL = {
 }
 
 
+BOX_ID = MINIMAL["columns"][0]
+
+
 def _with(**changes):
     data = {k: v for k, v in MINIMAL.items()}
     data.update(changes)
@@ -53,12 +56,29 @@ def test_file_names_identify_dataset_and_day(registry, name, expected):
      "columns[0].colour"),
     (_with(checks=[{"name": "c", "column": "box_id", "greater_than": "missing"}]), "checks[0]"),
     ({k: v for k, v in MINIMAL.items() if k != "gold"}, "gold"),
+    # Found by fuzzing the built-in contracts (each used to raise a TypeError or pass):
+    (_with(gold={"kind": "aggregate", "group_by": ["box_id"],
+                 "metrics": [{"name": "n", "agg": "count", "column": {"a": 1}}]}), "gold.metrics[0].column"),
+    (_with(columns=[BOX_ID, {"name": "day", "type": "date", "format": True}]), "columns.day.format"),
+    (_with(columns=[BOX_ID, {"name": "day", "type": "date", "format": "%d/%m"}]), "columns.day.format"),
+    (_with(columns=[BOX_ID, {"name": "day", "type": "date", "format": "%Q"}]), "columns.day.format"),
+    (_with(columns=[BOX_ID, {"name": "size", "type": "string", "allowed": ["S", {"M": 1}]}]),
+     "columns.size.allowed"),
 ])
 def test_invalid_contract_names_the_key_at_fault(data, key):
     with pytest.raises(ContractError) as err:
         parse_contract(data, "contracts/box.yaml")
     assert "contracts/box.yaml" in str(err.value)
     assert f"key '{key}'" in str(err.value)
+
+
+@pytest.mark.parametrize("pattern", [r"^(?=B)B\d+$", r"^(B)\1$", r"^B(?!X)"])
+def test_a_pattern_python_accepts_but_re2_refuses_is_a_contract_error(pattern):
+    """Validation runs patterns in Arrow's RE2: caught at load, not as every file's parse error."""
+    data = _with(columns=[{"name": "box_id", "type": "string", "required": True, "pattern": pattern}])
+    with pytest.raises(ContractError, match=r"key 'columns.box_id.pattern' is not a regular expression "
+                                            r"that RE2.*accepts"):
+        parse_contract(data, "contracts/box.yaml")
 
 
 def test_invalid_yaml_names_the_file(tmp_path):

@@ -184,6 +184,8 @@ def _rules(r: _Reader, obj: dict, path: str, column_type: str, fmt: str | None) 
         values = obj["allowed"]
         if not isinstance(values, list) or not values:
             raise r.fail(f"{path}.allowed", "must be a non-empty list")
+        if any(v is None or isinstance(v, (dict, list)) for v in values):
+            raise r.fail(f"{path}.allowed", "must be a list of plain values (strings or numbers)")
         allowed = tuple(str(v) for v in values)
     pattern = obj.get("pattern")
     if pattern is not None:
@@ -193,10 +195,44 @@ def _rules(r: _Reader, obj: dict, path: str, column_type: str, fmt: str | None) 
             re.compile(pattern)
         except (re.error, TypeError) as exc:
             raise r.fail(f"{path}.pattern", f"is not a valid regular expression ({exc})") from None
+        problem = _re2_problem(pattern)
+        if problem:
+            raise r.fail(f"{path}.pattern", f"is not a regular expression that RE2, the engine validation "
+                                            f"runs it with, accepts ({problem}); RE2 has no lookaround "
+                                            "and no backreferences")
     max_length = obj.get("max_length")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise r.fail(f"{path}.max_length", "must be a positive integer")
     return Rules(bounds.get("min"), bounds.get("max"), allowed, pattern, max_length)
+
+
+@lru_cache(maxsize=256)
+def _re2_problem(pattern: str) -> str | None:
+    """Why Arrow's RE2 refuses ``pattern`` (validation runs column patterns there, not in
+    Python's re), or None. pyarrow is imported only for contracts that have patterns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+    except pa.ArrowInvalid as exc:
+        return str(exc)
+    return None
+
+
+_FORMAT_PROBE = datetime(2025, 12, 31, 23, 59, 58)
+
+
+def _check_format(r: _Reader, fmt: Any, path: str) -> None:
+    """A strptime format that writes and reads back a day (year, month and day all in it)."""
+    if not isinstance(fmt, str) or not fmt:
+        raise r.fail(path, "must be a strptime format string, e.g. '%d/%m/%Y'")
+    try:
+        back = datetime.strptime(_FORMAT_PROBE.strftime(fmt), fmt)
+    except ValueError as exc:
+        raise r.fail(path, f"is not a usable strptime format ({exc})") from None
+    if back.date() != _FORMAT_PROBE.date():
+        raise r.fail(path, f"{fmt!r} must hold the year, the month and the day, e.g. '%d/%m/%Y'")
 
 
 def _column(r: _Reader, obj: Any, index: int) -> Column:
@@ -217,6 +253,8 @@ def _column(r: _Reader, obj: Any, index: int) -> Column:
     fmt = obj.get("format")
     if fmt is not None and ctype not in ("date", "timestamp"):
         raise r.fail(f"{path}.format", "applies to date and timestamp columns only")
+    if fmt is not None:
+        _check_format(r, fmt, f"{path}.format")
     if ctype in DEFAULT_FORMATS:
         fmt = fmt or DEFAULT_FORMATS[ctype]
     hard = {k: obj[k] for k in ("min", "max", "allowed", "pattern", "max_length") if k in obj}
@@ -291,6 +329,8 @@ def _gold(r: _Reader, obj: Any, columns: dict[str, Column], key: tuple[str, ...]
         if agg not in AGGREGATIONS:
             raise r.fail(f"{path}.agg", f"'{agg}' is not one of {', '.join(AGGREGATIONS)}")
         column = m.get("column")
+        if column is not None and not isinstance(column, str):
+            raise r.fail(f"{path}.column", "must be a column name")
         if agg != "count" and column is None:
             raise r.fail(f"{path}.column", f"is missing ('{agg}' needs a column)")
         if column is not None and column not in columns:
