@@ -65,16 +65,18 @@ class S3Record:
         s3 = record.get("s3")
         if not isinstance(s3, dict):
             raise EventError(f"{where}.s3", "is missing")
-        bucket = (s3.get("bucket") or {}).get("name")
-        obj = s3.get("object") or {}
+        bucket_spec, obj = s3.get("bucket"), s3.get("object")
+        bucket = bucket_spec.get("name") if isinstance(bucket_spec, dict) else None
         if not isinstance(bucket, str) or not bucket:
             raise EventError(f"{where}.s3.bucket.name", "is missing")
-        if not isinstance(obj.get("key"), str) or not obj["key"]:
+        if not isinstance(obj, dict) or not isinstance(obj.get("key"), str) or not obj["key"]:
             raise EventError(f"{where}.s3.object.key", "is missing")
+        size = obj.get("size")
         return cls(bucket=bucket, key=unquote_plus(obj["key"]),
                    event_name=str(record.get("eventName", "")),
                    event_time=str(record.get("eventTime", "")),
-                   sequencer=str(obj.get("sequencer", "")), size=obj.get("size"))
+                   sequencer=str(obj.get("sequencer", "")),
+                   size=size if isinstance(size, int) and not isinstance(size, bool) else None)
 
 
 @dataclass(frozen=True)

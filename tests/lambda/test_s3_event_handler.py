@@ -137,6 +137,9 @@ def test_a_foreign_bucket_is_ignored(s3, standin, context):
     ({"hello": "world"}, "Records"),
     ({"Records": [{"eventName": "ObjectCreated:Put"}]}, "Records[0].s3"),
     ({"Records": [{"s3": {"bucket": {"name": BUCKET}, "object": {}}}]}, "Records[0].s3.object.key"),
+    # Found by fuzzing: these raised AttributeError ('str' object has no attribute 'get').
+    ({"Records": [{"s3": {"bucket": "landing/", "object": {"key": "a.csv"}}}]}, "Records[0].s3.bucket.name"),
+    ({"Records": [{"s3": {"bucket": {"name": BUCKET}, "object": "a.csv"}}]}, "Records[0].s3.object.key"),
 ])
 def test_malformed_notification_names_the_field(lambda_env, context, event, field):
     with pytest.raises(EventError) as info:
