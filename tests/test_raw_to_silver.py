@@ -123,13 +123,47 @@ def test_a_utf8_file_with_accents_and_a_bad_byte_deep_inside_is_not_read_as_cp12
     data = csv_bytes([HEADER] + accented + rows(5000, start=2)) + "9999,Ciné,general\n".encode("cp1252")
     put(local_storage, data)
     result = process_raw_file(local_storage, KEY, registry)
+    # That row has the wrong number of fields: Arrow cannot hand it over, so the whole file waits.
     assert result.status == "quarantined" and result.reason.startswith("encoding")
-    assert "starts as UTF-8" in result.reason and "garbled" in result.reason
+    assert "is UTF-8 text" in result.reason and "garbled" in result.reason
     assert local_storage.read_bytes(result.outputs["quarantine"]) == data
 
 
-def test_invalid_utf8_with_no_fallback_encoding_is_quarantined(local_storage, registry):
+@pytest.mark.parametrize("deep", [False, True], ids=["in the sniffed head", "past the head"])
+def test_rows_of_a_utf8_file_holding_other_bytes_are_encoding_rejects(local_storage, registry, deep):
+    """A UTF-8 file (accents in its head) with a few stray bytes, e.g. a value cut inside a
+    multi-byte character by a fixed-width export: those rows are rejected, the rest kept intact."""
+    accented = [["1", "Télé Bretagne", "regional", "fr", "1", "", "", "2025-05-01 00:00:00"]]
+    filler = rows(5000, start=100) if deep else []
+    cut = b"7,T\xc3,general,fr,1,,,2025-05-01 00:00:00\n"  # "Té" cut after the first byte of "é"
+    cp1252 = "8,Ciné,general,fr,1,,,2025-05-01 00:00:00\n".encode("cp1252")
+    last = b"9,Neuf,general,fr,1,,,2025-05-01 00:00:00\n"
+    data = csv_bytes([HEADER] + accented + filler) + cut + cp1252 + last
+    put(local_storage, data)
+    result = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
+    assert result.dialect["encoding"] == "utf-8"
+    n = len(filler)
+    counts = (result.status, result.rows_read, result.rows_valid, result.rows_rejected)
+    assert counts == ("ok", n + 4, n + 2, 2)
+    rejects = parquet(local_storage, result.outputs["rejects"]).to_pylist()
+    assert [(r["line_number"], r["column"], r["rule"], r["raw_value"]) for r in rejects] == [
+        (n + 3, "channel_name", "encoding", "T\\xc3"), (n + 4, "channel_name", "encoding", "Cin\\xe9")]
+    assert json.loads(rejects[1]["record"])["channel_id"] == "8"
+    names = parquet(local_storage, result.outputs["silver"]).column("channel_name").to_pylist()
+    assert names[0] == "Télé Bretagne" and names[-1] == "Neuf"
+
+
+def test_a_bom_file_keeps_its_non_utf8_rows_as_encoding_rejects(local_storage, registry):
     cp1252_row = "3,Télé,general,fr,1,,,2025-05-01 00:00:00\n".encode("cp1252")
+    data = "\ufeff".encode() + csv_bytes([HEADER, *rows(2)]) + cp1252_row
+    put(local_storage, data)
+    result = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
+    assert (result.status, result.rows_valid, result.rows_rejected) == ("ok", 2, 1)
+    assert [r["rule"] for r in parquet(local_storage, result.outputs["rejects"]).to_pylist()] == ["encoding"]
+
+
+def test_a_bom_file_with_an_undecodable_broken_row_is_quarantined(local_storage, registry):
+    cp1252_row = "3,Télé,general\n".encode("cp1252")  # wrong number of fields, not UTF-8
     data = "\ufeff".encode() + csv_bytes([HEADER, *rows(2)]) + cp1252_row
     put(local_storage, data)
     result = process_raw_file(local_storage, KEY, registry)

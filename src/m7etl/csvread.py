@@ -13,6 +13,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ class Dialect:
     columns: list[str]  # normalised names (contract names where they match)
     missing_optional: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    utf8_proven: bool = False  # UTF-8 by its BOM or by non-ASCII characters in the head
 
     def describe(self) -> dict:
         return {"encoding": self.encoding + ("-sig" if self.bom else ""), "delimiter": self.delimiter,
@@ -95,6 +98,24 @@ def _decode_head(head: bytes, encoding: str, complete: bool) -> str | None:
         return None
 
 
+_UTF8_CHAR = re.compile(  # one well-formed multi-byte UTF-8 character
+    rb"[\xC2-\xDF][\x80-\xBF]|\xE0[\xA0-\xBF][\x80-\xBF]|[\xE1-\xEC\xEE\xEF][\x80-\xBF]{2}"
+    rb"|\xED[\x80-\x9F][\x80-\xBF]|\xF0[\x90-\xBF][\x80-\xBF]{2}|[\xF1-\xF3][\x80-\xBF]{3}"
+    rb"|\xF4[\x80-\x8F][\x80-\xBF]{2}")
+
+
+def _utf8_evidence(body: bytes) -> bool:
+    """The bytes are UTF-8 text, maybe with a few bad bytes: at least as many well-formed
+    multi-byte characters as stray high bytes. cp1252 text almost never forms UTF-8 sequences
+    ("é" is one byte E9 there, and E9 needs two continuation bytes after it), so such a head
+    is not cp1252 and must not be read as it."""
+    if body.isascii():
+        return False
+    chars = _UTF8_CHAR.findall(body)
+    stray = sum(1 for b in body if b >= 0x80) - sum(len(c) for c in chars)
+    return len(chars) >= stray
+
+
 def _normalise(name: str) -> str:
     return name.strip().strip('"').strip().lower().replace(" ", "_")
 
@@ -108,16 +129,20 @@ def sniff(head: bytes, contract: Contract, *, complete: bool, gzip: bool,
         raise UnreadableFileError("binary", "The file holds binary data (NUL bytes), not CSV text.")
     bom = head.startswith(UTF8_BOM)
     body = head[len(UTF8_BOM):] if bom else head
-    if "utf-8" in exclude and not body.isascii() and _decode_head(body, "utf-8", complete) is not None:
+    utf8_text = bom or _utf8_evidence(body)
+    if "utf-8" in exclude and utf8_text:
         # Its first part holds real UTF-8 characters: another encoding would garble them.
         raise UnreadableFileError(
-            "encoding", "The file starts as UTF-8 text with non-ASCII characters but holds bytes "
-                        "that are not UTF-8 further on; read as another encoding its accented "
-                        "letters would be garbled. Repair or re-export it as UTF-8 and land it again.")
+            "encoding", "The file is UTF-8 text with non-ASCII characters, but a row with the "
+                        "wrong number of fields holds bytes that are not UTF-8; read as another "
+                        "encoding its accented letters would be garbled. Repair or re-export it as "
+                        "UTF-8 and land it again.")
     encodings = [e for e in (("utf-8",) if bom else contract.dialect.encodings) if e not in exclude]
     text = encoding = None
     for candidate in encodings:
         text = _decode_head(body, candidate, complete)
+        if text is None and candidate == "utf-8" and utf8_text:
+            text = body.decode("utf-8", "replace")  # UTF-8 with a few bad bytes: rows rejected
         if text is not None:
             encoding = candidate
             break
@@ -157,6 +182,7 @@ def sniff(head: bytes, contract: Contract, *, complete: bool, gzip: bool,
         encoding=encoding, delimiter=delimiter, gzip=gzip, bom=bom, header=names, columns=columns,
         missing_optional=[c.name for c in missing],
         extra=[n for n, c in zip(names, columns, strict=True) if c not in wanted],
+        utf8_proven=encoding == "utf-8" and utf8_text,
     )
 
 
@@ -221,6 +247,9 @@ class Batch:
     data: pa.RecordBatch  # string columns named by the normalised header
     lines: np.ndarray  # line number of each row
     invalid: list[tuple[int, str, int, int]]  # (line, text, expected fields, found fields)
+    # Rows of a UTF-8 file holding bytes that are not UTF-8: (line, column, value, record JSON),
+    # the bytes shown as \xNN. They are not in ``data``.
+    undecodable: list[tuple[int, str, str, str]] = field(default_factory=list)
 
 
 def _native(raw) -> pa.NativeFile:
@@ -244,6 +273,48 @@ def text_stream(raw, is_gzip: bool) -> pa.NativeFile:
     """The whole file as a native Arrow stream (no Python in the read loop for local files)."""
     native = _native(raw)
     return pa.CompressedInputStream(native, "gzip") if is_gzip else native
+
+
+def _is_utf8(column: pa.Array) -> bool:
+    try:
+        column.validate(full=True)  # Arrow's UTF-8 check of the whole buffer
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _as_binary(column: pa.Array) -> pa.Array:
+    """The same buffers seen as bytes (no copy, no UTF-8 check)."""
+    return pa.Array.from_buffers(pa.binary(), len(column), column.buffers(),
+                                 null_count=column.null_count, offset=column.offset)
+
+
+def split_undecodable(batch: pa.RecordBatch, lines: np.ndarray
+                      ) -> tuple[pa.RecordBatch, np.ndarray, list[tuple[int, str, str, str]]]:
+    """Take out the rows holding bytes that are not UTF-8, as rejects (Python touches only
+    the columns Arrow's check refuses, and only those rows are decoded for the report)."""
+    bad_columns = [name for name, column in zip(batch.schema.names, batch.columns, strict=True)
+                   if not _is_utf8(column)]
+    if not bad_columns:
+        return batch, lines, []
+    first_bad: dict[int, str] = {}
+    for name in bad_columns:
+        for row, value in enumerate(_as_binary(batch.column(name)).to_pylist()):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                first_bad.setdefault(row, name)
+    rows = sorted(first_bad)
+    taken = pa.RecordBatch.from_arrays([_as_binary(c).take(pa.array(rows)) for c in batch.columns],
+                                       names=batch.schema.names).to_pylist()
+    entries = []
+    for row, values in zip(rows, taken, strict=True):
+        record = {k: v.decode("utf-8", "backslashreplace") for k, v in values.items()}
+        column = first_bad[row]
+        entries.append((int(lines[row]), column, record[column], json.dumps(record, ensure_ascii=False)))
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[rows] = False
+    return batch.filter(pa.array(keep)), lines[keep], entries
 
 
 def _on_invalid_undecodable(unraisable) -> bool:
@@ -291,15 +362,21 @@ def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> I
         delimiter=dialect.delimiter, quote_char='"', double_quote=True,
         newlines_in_values=True, invalid_row_handler=on_invalid,
     )
+    # A file proven UTF-8 keeps its rows holding other bytes as rejects; for any other file
+    # such bytes stop the read, and the caller tries the contract's next encoding.
+    row_level = dialect.encoding == "utf-8" and dialect.utf8_proven
     convert_options = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in dialect.columns},
-        strings_can_be_null=False, quoted_strings_can_be_null=False,
+        strings_can_be_null=False, quoted_strings_can_be_null=False, check_utf8=not row_level,
     )
     reader = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
                             convert_options=convert_options)
     for batch in reader:
         lines, invalid = positions.place(_newlines(batch))
-        yield Batch(batch, lines, invalid)
+        undecodable = []
+        if row_level:
+            batch, lines, undecodable = split_undecodable(batch, lines)
+        yield Batch(batch, lines, invalid, undecodable)
     # Invalid rows after the last good row.
     _lines, invalid = positions.place(np.zeros(0, dtype=np.int64))
     if positions.pending:  # not contiguous: keep them, without a line number

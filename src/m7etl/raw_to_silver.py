@@ -28,7 +28,13 @@ from m7etl.contracts import Contract, Registry
 from m7etl.csvread import HEAD_BYTES, Dialect, peek, read_batches, sniff, text_stream
 from m7etl.exceptions import UnreadableFileError
 from m7etl.storage import Storage
-from m7etl.validate import REJECTS_SCHEMA, column_count_rejects, silver_schema, validate_batch
+from m7etl.validate import (
+    REJECTS_SCHEMA,
+    column_count_rejects,
+    encoding_rejects,
+    silver_schema,
+    validate_batch,
+)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed_threshold"
@@ -184,10 +190,13 @@ def _write_outputs(stream, dialect: Dialect, contract: Contract, key: str, tmp: 
 
         def validate(batch):
             bad = [column_count_rejects(key, batch.invalid)] if batch.invalid else []
+            if batch.undecodable:
+                bad.append(encoding_rejects(key, batch.undecodable))
+            taken_out = len(batch.invalid) + len(batch.undecodable)
             if batch.data is None or batch.data.num_rows == 0:
-                return len(batch.invalid), None, bad
+                return taken_out, None, bad
             out = validate_batch(contract, batch.data, batch.lines, key, decimal_comma=decimal_comma)
-            return len(batch.invalid) + batch.data.num_rows, out, bad + [out.rejects]
+            return taken_out + batch.data.num_rows, out, bad + [out.rejects]
 
         in_flight: deque = deque()
         pending_write = None

@@ -631,6 +631,19 @@ def _json_records(contract: Contract, raw_cols: dict[str, pa.Array], rows: pa.Ar
     return pc.binary_join_element_wise(*parts, "}", "")
 
 
+def encoding_rejects(source_key: str, items: list[tuple[int, str, str, str]]) -> pa.Table:
+    """Rejects for rows of a UTF-8 file holding bytes that are not UTF-8 (shown as \\xNN)."""
+    return pa.Table.from_pydict({
+        "source_key": [source_key] * len(items),
+        "line_number": [line for line, _c, _v, _r in items],
+        "column": [column for _l, column, _v, _r in items],
+        "rule": ["encoding"] * len(items),
+        "raw_value": [value for _l, _c, value, _r in items],
+        "message": ["is not valid UTF-8 text (the bytes that are not are shown as \\xNN)"] * len(items),
+        "record": [record for _l, _c, _v, record in items],
+    }, schema=REJECTS_SCHEMA)
+
+
 def column_count_rejects(source_key: str, items: list[tuple[int | None, str, int, int]]) -> pa.Table:
     """Rejects for rows the CSV parser could not split into the header's number of fields."""
     return pa.Table.from_pydict({
