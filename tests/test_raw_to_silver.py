@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,7 +12,7 @@ import pytest
 from helpers import csv_bytes
 
 from m7etl import layout
-from m7etl.raw_to_silver import Thresholds, process_raw_file
+from m7etl.raw_to_silver import Thresholds, _prefetch, process_raw_file
 
 HEADER = ["channel_id", "channel_name", "genre", "language", "is_hd", "package", "launched_on",
           "updated_at"]
@@ -247,3 +249,38 @@ def test_streaming_in_small_blocks_gives_the_same_result(local_storage, registry
     assert parquet(local_storage, small.outputs["silver"]).equals(big)
     rejects = parquet(local_storage, small.outputs["rejects"]).to_pylist()
     assert [(r["line_number"], r["rule"]) for r in rejects] == [(3004, "column_count")]
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "m7-csv-reader" and t.is_alive()]
+
+
+def test_the_reader_thread_ends_when_the_consumer_stops_early():
+    """A consumer that fails mid-file must not leave the reader blocked on a full queue
+    (a warm Lambda container would keep it, and its open stream, forever)."""
+    produced = threading.Event()
+
+    def items():
+        yield 1
+        yield 2
+        produced.set()
+
+    stream = _prefetch(items(), depth=1)
+    assert next(stream) == 1
+    assert produced.wait(5)  # item 2 fills the queue; the reader now offers the end mark
+    stream.close()
+    deadline = time.monotonic() + 5
+    while _reader_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _reader_threads() == []
+
+
+def test_a_reader_error_reaches_the_consumer():
+    def items():
+        yield 1
+        raise OSError("connection reset")
+
+    stream = _prefetch(items(), depth=1)
+    assert next(stream) == 1
+    with pytest.raises(OSError, match="connection reset"):
+        next(stream)

@@ -144,20 +144,24 @@ def _prefetch(iterator: Iterator, depth: int) -> Iterator:
     stop = threading.Event()
     done = object()
 
+    def offer(entry: tuple) -> bool:
+        """Queue ``entry`` unless the consumer has stopped (never blocks forever)."""
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(("item", item)):
                     return
-            items.put(("end", done))
+            offer(("end", done))
         except BaseException as exc:  # re-raised in the consumer
-            items.put(("error", exc))
+            offer(("error", exc))
 
     thread = threading.Thread(target=produce, name="m7-csv-reader", daemon=True)
     thread.start()
