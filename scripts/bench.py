@@ -2,6 +2,8 @@
 
 Each contender runs in its own fresh interpreter, so its peak memory (max RSS) is its own:
 - m7etl raw->silver: full contract validation, silver + rejects Parquet, report;
+- m7etl silver->gold: the day's gold from that silver (streamed: memory follows the chunk
+  and the groups, not the day);
 - pyarrow read_csv: the bare multi-threaded CSV read, no validation, no write;
 - DuckDB: a plain CSV -> Parquet COPY (zstd), dialect given, bad rows skipped, no validation;
 - pandas: read_csv -> a hand-written validation -> to_parquet, the script people write first.
@@ -49,6 +51,19 @@ def run_m7etl(path: Path, out: Path) -> dict:
     os.link(path, target)
     result = process_raw_file(storage, key, load_registry(), Thresholds(error_pct=100.0))
     return {"rows": result.rows_read, "valid": result.rows_valid, "rejected": result.rows_rejected}
+
+
+def run_m7etl_gold(path: Path, out: Path) -> dict:
+    """silver -> gold over the silver the raw->silver contender wrote (same folder)."""
+    from m7etl.contracts import load_registry
+    from m7etl.silver_to_gold import process_gold
+    from m7etl.storage import LocalStorage
+
+    dataset = path.name.split("_")[0]
+    result = process_gold(LocalStorage(out), load_registry()[dataset], DAY)
+    if result.gold_key is None:
+        raise RuntimeError("no silver: run the m7etl raw->silver contender first")
+    return {"silver_rows": result.rows_in, "gold_rows": result.rows_out}
 
 
 def run_pyarrow(path: Path, out: Path) -> dict:
@@ -110,6 +125,7 @@ def run_pandas(path: Path, out: Path) -> dict:
 
 CONTENDERS = {
     "m7etl raw->silver (validated)": run_m7etl,
+    "m7etl silver->gold (its output)": run_m7etl_gold,
     "pyarrow read_csv (bare read)": run_pyarrow,
     "duckdb CSV->Parquet (no checks)": run_duckdb,
     "pandas read->validate->parquet": run_pandas,

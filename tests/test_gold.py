@@ -6,10 +6,21 @@ from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from m7etl import aggregate, silver_to_gold
 from m7etl.aggregate import gold_schema
 from m7etl.silver_to_gold import process_gold
 from m7etl.validate import silver_schema
+
+
+@pytest.fixture(params=["one chunk", "many chunks"])
+def folding(request, monkeypatch):
+    """Gold from one fold of the whole day, and from folds of 7 rows read 5 at a time."""
+    if request.param == "many chunks":
+        monkeypatch.setattr(aggregate, "CHUNK_ROWS", 7)
+        monkeypatch.setattr(silver_to_gold, "BATCH_ROWS", 5)
+    return request.param
 
 
 def write_silver(storage, contract, day: str, name: str, rows: list[dict]) -> None:
@@ -27,7 +38,7 @@ def device(i: int, seen: datetime, status: str, source: str, line: int) -> dict:
             "_source_key": source, "_line_number": line, "_warnings": None}
 
 
-def test_snapshot_keeps_the_latest_record_per_key_across_files(storage, registry):
+def test_snapshot_keeps_the_latest_record_per_key_across_files(storage, registry, folding):
     contract = registry["Device"]
     t0 = datetime(2025, 5, 1, 8)
     write_silver(storage, contract, "20250501", "Device_20250501", [
@@ -49,7 +60,7 @@ def test_snapshot_keeps_the_latest_record_per_key_across_files(storage, registry
     assert set(gold.column("business_date").to_pylist()) == {date(2025, 5, 1)}
 
 
-def test_aggregate_matches_an_independent_computation(storage, registry):
+def test_aggregate_matches_an_independent_computation(storage, registry, folding):
     contract = registry["Viewing"]
     rng = random.Random(3)
     rows = []

@@ -9,11 +9,15 @@ which the warehouse load uses to replace exactly that day.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from m7etl.contracts import Contract
+from m7etl.partition import partition_of
 from m7etl.validate import ARROW_TYPES
 
 BUSINESS_DATE = "business_date"
@@ -57,52 +61,226 @@ def _with_date(table: pa.Table, day: str, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def snapshot(contract: Contract, silver: pa.Table, day: str) -> pa.Table:
-    """Latest record per primary key; ties broken by source key then line, both descending."""
-    schema = gold_schema(contract)
-    if silver.num_rows == 0:
-        return schema.empty_table()
+CHUNK_ROWS = 1_000_000  # silver rows folded at once: memory follows this, not the day's size
+# How a partial result of each Arrow aggregation is folded into the next.
+_COMBINE = {"count_all": "sum", "count": "sum", "sum": "sum", "min": "min", "max": "max"}
+
+
+def _table(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+    return batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+
+
+class _Folding:
+    """Buffers silver batches and folds them ``chunk_rows`` at a time."""
+
+    def __init__(self, contract: Contract, chunk_rows: int | None = None):
+        self.contract = contract
+        self.chunk_rows = chunk_rows or CHUNK_ROWS
+        self.rows_in = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self.rows_in += batch.num_rows
+        self._pending.append(_table(batch))
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self._fold_at():
+            self._flush()
+
+    def _fold_at(self) -> int:
+        return self.chunk_rows
+
+    def _flush(self) -> None:
+        if self._pending_rows:
+            self._fold(pa.concat_tables(self._pending))
+        self._pending, self._pending_rows = [], 0
+
+    def _fold(self, chunk: pa.Table) -> None:
+        raise NotImplementedError
+
+
+class SnapshotBuilder(_Folding):
+    """Latest record per primary key. Keeping the latest is associative, so chunks are
+    folded into the rows kept so far: memory holds one row per key seen plus at most as
+    many pending rows. A chunk is at least as large as what is kept, so each row is sorted
+    O(log n) times even when every key is new (a full device list)."""
+
+    _kept: pa.Table | None = None
+
+    def _fold_at(self) -> int:
+        return max(self.chunk_rows, self._kept.num_rows if self._kept is not None else 0)
+
+    def _fold(self, chunk: pa.Table) -> None:
+        rows = chunk if self._kept is None else pa.concat_tables([self._kept, chunk])
+        self._kept = _latest(self.contract, rows)
+
+    def result(self, day: str) -> pa.Table:
+        self._flush()
+        schema = gold_schema(self.contract)
+        if self._kept is None or self._kept.num_rows == 0:
+            return schema.empty_table()
+        return _with_date(self._kept, day, schema)
+
+
+def _latest(contract: Contract, silver: pa.Table) -> pa.Table:
+    """Latest record per primary key, sorted by key; ties broken by the contract's order_by,
+    then source key, then line, all descending. Only the ordering columns are sorted; the
+    kept rows are taken once from the input (no sorted copy of every column)."""
     key = list(contract.primary_key)
     order = [(k, "ascending") for k in key]
     order += [(c, "descending") for c in contract.gold.order_by]
     order += [("_source_key", "descending"), ("_line_number", "descending")]
-    ranked = silver.sort_by(order)
+    indices = pc.sort_indices(silver.select(list(dict.fromkeys(name for name, _ in order))),
+                              sort_keys=order)
+    if len(indices) < 2:
+        return silver.take(indices)
     first = None
     for name in key:
-        col = ranked.column(name).combine_chunks()
+        col = silver.column(name).take(indices).combine_chunks()
         changed = pc.not_equal(col[1:], col[:-1])
         first = changed if first is None else pc.or_(first, changed)
-    keep = pa.concat_arrays([pa.array([True]), first]) if first is not None else None
-    latest = ranked.filter(keep) if keep is not None else ranked
-    return _with_date(latest, day, schema)
+    keep = pa.concat_arrays([pa.array([True]), pc.fill_null(first, True)])
+    return silver.take(indices.filter(keep))
 
 
-def aggregate(contract: Contract, silver: pa.Table, day: str) -> pa.Table:
-    """One row per group-by key with the contract's metrics, sorted by the key."""
-    schema = gold_schema(contract)
-    spec = contract.gold
-    if silver.num_rows == 0:
-        return schema.empty_table()
-    aggs, produced = [], []
-    for m in spec.metrics:
-        if m.agg == "count":
-            aggs.append(([], "count_all"))
-            produced.append("count_all")
-        else:
-            func = "count_distinct" if m.agg == "count_distinct" else m.agg
-            aggs.append((m.column, func))
-            produced.append(f"{m.column}_{func}")
-    aggs = list({name: agg for name, agg in zip(produced, aggs, strict=True)}.values())
-    grouped = silver.group_by(list(spec.group_by), use_threads=False).aggregate(aggs)
-    # pyarrow names each result "<column>_<function>" ("count_all" for a row count).
-    columns = [grouped.column(k) for k in spec.group_by] + [grouped.column(p) for p in produced]
-    names = list(spec.group_by) + [m.name for m in spec.metrics]
-    result = pa.Table.from_arrays(columns, names=names)
-    result = result.sort_by([(k, "ascending") for k in spec.group_by])
-    return _with_date(result, day, schema)
+class _DistinctCounter:
+    """Exact count of the distinct non-null values of one column per group.
+
+    It keeps the (group, value) columns of the rows and counts at the end. With ``parts``
+    > 1 those rows are spilled to ``parts`` Parquet files by the value's partition instead:
+    a value lives in one file only, so each file is counted alone and the counts add up,
+    and memory holds one file's rows, not the day's."""
+
+    def __init__(self, keys: list[str], column: str, spill_dir: Path | None = None, parts: int = 1):
+        self.keys, self.column = keys, column
+        self.names = [*keys, column]
+        self.parts = parts if spill_dir is not None else 1
+        self.spill_dir = spill_dir
+        self._rows: list[pa.Table] = []
+        self._writers: list[pq.ParquetWriter] = []
+
+    def add(self, chunk: pa.Table) -> None:
+        rows = chunk.select(self.names)
+        if self.parts <= 1:
+            self._rows.append(rows)
+            return
+        if not self._writers:
+            self._writers = [pq.ParquetWriter(self._path(p), rows.schema, compression="zstd",
+                                              compression_level=1) for p in range(self.parts)]
+        part = partition_of(rows.column(self.column), self.parts)
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.parts + 1))
+        ordered = rows.take(pa.array(order))
+        for p, writer in enumerate(self._writers):
+            if bounds[p + 1] > bounds[p]:
+                writer.write_table(ordered.slice(bounds[p], bounds[p + 1] - bounds[p]))
+
+    def _path(self, part: int) -> Path:
+        return self.spill_dir / f"distinct-{self.column}-{part}.parquet"
+
+    def _count(self, rows: pa.Table) -> pa.Table:
+        counted = rows.group_by(self.keys, use_threads=False).aggregate([(self.column, "count_distinct")])
+        return counted.select([*self.keys, f"{self.column}_count_distinct"])
+
+    def counts(self) -> pa.Table:
+        """[*keys, <column>_count_distinct], one row per group seen (the caller saw rows)."""
+        if self.parts <= 1:
+            return self._count(pa.concat_tables(self._rows))
+        for writer in self._writers:
+            writer.close()
+        counted = []
+        for p in range(self.parts):
+            counted.append(self._count(pq.read_table(self._path(p))))
+            self._path(p).unlink()
+        name = f"{self.column}_count_distinct"
+        total = pa.concat_tables(counted).group_by(self.keys, use_threads=False).aggregate([(name, "sum")])
+        return total.select([*self.keys, f"{name}_sum"]).rename_columns([*self.keys, name])
+
+
+class AggregateBuilder(_Folding):
+    """Group-by metrics from partial results: count, sum, min, max (and mean as sum and
+    count) fold per chunk; count_distinct keeps its (group, value) columns, in memory or
+    spilled to ``spill_dir`` in ``parts`` files. Memory holds a chunk plus the partials
+    (plus those two columns when not spilled), never the day's rows."""
+
+    def __init__(self, contract: Contract, chunk_rows: int | None = None, *,
+                 spill_dir: Path | None = None, parts: int = 1):
+        super().__init__(contract, chunk_rows)
+        self.keys = list(contract.gold.group_by)
+        partials: dict[str, tuple] = {}  # Arrow's result name -> (column(s), function)
+        for m in contract.gold.metrics:
+            if m.agg == "count":
+                partials["count_all"] = ([], "count_all")
+            elif m.agg == "mean":
+                partials[f"{m.column}_sum"] = (m.column, "sum")
+                partials[f"{m.column}_count"] = (m.column, "count")
+            elif m.agg != "count_distinct":
+                partials[f"{m.column}_{m.agg}"] = (m.column, m.agg)
+        self.partials = partials
+        self.distinct = {c: _DistinctCounter(self.keys, c, spill_dir, parts)
+                         for c in dict.fromkeys(m.column for m in contract.gold.metrics
+                                                if m.agg == "count_distinct")}
+        self._parts: list[pa.Table] = []
+
+    def _fold(self, chunk: pa.Table) -> None:
+        part = self._group(chunk, list(self.partials.values()))
+        self._parts.append(part.select([*self.keys, *self.partials]))
+        if sum(t.num_rows for t in self._parts) > self.chunk_rows:
+            self._parts = [self._combined()]
+        for counter in self.distinct.values():
+            counter.add(chunk)
+
+    def _group(self, table: pa.Table, aggs: list[tuple]) -> pa.Table:
+        return table.group_by(self.keys, use_threads=False).aggregate(aggs)
+
+    def _combined(self) -> pa.Table:
+        """The partials folded into one row per group, named as Arrow names the partials."""
+        table = pa.concat_tables(self._parts)
+        folded = self._group(table, [(name, _COMBINE[func]) for name, (_c, func) in self.partials.items()])
+        names = [*self.keys] + [f"{name}_{_COMBINE[func]}" for name, (_c, func) in self.partials.items()]
+        return folded.select(names).rename_columns([*self.keys, *self.partials])
+
+    def result(self, day: str) -> pa.Table:
+        self._flush()
+        schema = gold_schema(self.contract)
+        if not self._parts:
+            return schema.empty_table()
+        order = [(k, "ascending") for k in self.keys]
+        main = self._combined().sort_by(order)
+        counts = {}
+        for column, counter in self.distinct.items():
+            counted = counter.counts().sort_by(order)
+            if counted.num_rows != main.num_rows:  # both hold every group once: a bug otherwise
+                raise AssertionError(f"count_distinct({column}) found {counted.num_rows} groups, "
+                                     f"the other metrics {main.num_rows}")
+            counts[column] = counted.column(f"{column}_count_distinct")
+        columns = [main.column(k) for k in self.keys]
+        for m in self.contract.gold.metrics:
+            if m.agg == "count":
+                columns.append(main.column("count_all"))
+            elif m.agg == "count_distinct":
+                columns.append(counts[m.column])
+            elif m.agg == "mean":
+                total = pc.cast(main.column(f"{m.column}_sum"), pa.float64())
+                n = main.column(f"{m.column}_count")
+                columns.append(pc.if_else(pc.equal(n, 0), None, pc.divide(total, pc.cast(n, pa.float64()))))
+            else:
+                columns.append(main.column(f"{m.column}_{m.agg}"))
+        names = [*self.keys] + [m.name for m in self.contract.gold.metrics]
+        return _with_date(pa.Table.from_arrays(columns, names=names), day, schema)
+
+
+def gold_builder(contract: Contract, chunk_rows: int | None = None, *, spill_dir: Path | None = None,
+                 parts: int = 1) -> SnapshotBuilder | AggregateBuilder:
+    """The builder for the contract's gold: feed it silver batches, then ask for the result.
+    ``spill_dir`` and ``parts`` > 1 let an aggregate spill its distinct counts to disk."""
+    if contract.gold.kind == "snapshot":
+        return SnapshotBuilder(contract, chunk_rows)
+    return AggregateBuilder(contract, chunk_rows, spill_dir=spill_dir, parts=parts)
 
 
 def build_gold(contract: Contract, silver: pa.Table, day: str) -> pa.Table:
-    if contract.gold.kind == "snapshot":
-        return snapshot(contract, silver, day)
-    return aggregate(contract, silver, day)
+    """Gold from a silver table already in memory (the builders fold it all the same)."""
+    builder = gold_builder(contract)
+    builder.add(silver)
+    return builder.result(day)

@@ -6,21 +6,25 @@ whichever file arrived last, and re-running it rewrites the same object.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from m7etl import layout
-from m7etl.aggregate import build_gold, gold_schema, needed_columns
+from m7etl.aggregate import gold_builder, gold_schema, needed_columns
 from m7etl.contracts import Contract
 from m7etl.storage import Storage
 
 GOLD_OK = "ok"
 GOLD_NO_INPUT = "no_input"
+BATCH_ROWS = 64 * 1024
+# Silver Parquet bytes per spill partition of an aggregate's distinct counts (about four
+# million rows): a 300 MB CSV's day is counted in memory, a 2 GB CSV's in 6 parts.
+SPILL_PART_BYTES = 128 * 1024 * 1024
 
 
 @dataclass
@@ -43,9 +47,20 @@ class GoldResult:
         return {**asdict(self), "rows_superseded": self.rows_superseded}
 
 
-def read_silver(storage: Storage, keys: list[str], columns: list[str]) -> pa.Table:
-    tables = [pq.read_table(pa.BufferReader(storage.read_bytes(k)), columns=columns) for k in keys]
-    return pa.concat_tables(tables) if tables else None
+def fold_silver(storage: Storage, keys: list[str], builder, tmp: Path) -> None:
+    """Feed the builder every silver file batch by batch, one file on local disk at a time
+    (Parquet needs random access; memory stays one batch plus the builder's state)."""
+    columns = needed_columns(builder.contract)
+    local = tmp / "silver.parquet"
+    for key in keys:
+        storage.download_file(key, local)
+        parquet = pq.ParquetFile(local)
+        try:
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+                builder.add(batch)
+        finally:
+            parquet.close()
+            local.unlink()
 
 
 def process_gold(storage: Storage, contract: Contract, day: str, *,
@@ -53,19 +68,22 @@ def process_gold(storage: Storage, contract: Contract, day: str, *,
     """Rebuild ``gold/<Dataset>_YYYYMMDD.parquet`` from the day's silver files."""
     started = time.perf_counter()
     key = layout.gold_key(contract.dataset, day)
-    silver_keys = [o.key for o in storage.list(layout.silver_prefix(day, contract.dataset))
-                   if o.key.endswith(".parquet")]
+    listed = storage.list(layout.silver_prefix(day, contract.dataset))
+    silver_keys = [o.key for o in listed if o.key.endswith(".parquet")]
     if not silver_keys:
         # No promoted input that day: a gold file left from an earlier run would be stale.
         if storage.exists(key):
             storage.delete([key])
         return GoldResult(contract.dataset, day, None, GOLD_NO_INPUT)
-    silver = read_silver(storage, silver_keys, needed_columns(contract))
-    gold = build_gold(contract, silver, day)
+    silver_bytes = sum(o.size for o in listed if o.key in set(silver_keys))
     with tempfile.TemporaryDirectory(prefix="m7-s2g-", dir=tmp_dir) as tmp:
+        builder = gold_builder(contract, spill_dir=Path(tmp),
+                               parts=max(1, math.ceil(silver_bytes / SPILL_PART_BYTES)))
+        fold_silver(storage, sorted(silver_keys), builder, Path(tmp))
+        gold = builder.result(day)
         path = Path(tmp) / "gold.parquet"
         pq.write_table(gold.cast(gold_schema(contract)), path, compression="zstd")
         storage.upload_file(path, key)
-    return GoldResult(contract.dataset, day, key, GOLD_OK, rows_in=silver.num_rows,
+    return GoldResult(contract.dataset, day, key, GOLD_OK, rows_in=builder.rows_in,
                       rows_out=gold.num_rows, silver_keys=silver_keys,
                       duration_s=round(time.perf_counter() - started, 3))

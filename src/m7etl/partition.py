@@ -1,0 +1,81 @@
+"""Stable partition numbers for Arrow values, to spill a large aggregation to disk.
+
+Equal values always get the same partition, whatever array, batch or offset they come
+in, so work split by partition can be finished one partition at a time. Strings are
+hashed from their bytes in numpy (Arrow has no hash kernel in Python); numbers, dates and
+booleans from their integer value. Nulls go to partition 0. Only the spread matters here:
+a collision costs balance, never correctness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_SLICE = 65_536  # rows hashed at once: byte-level temporaries stay a few MB
+_WEIGHTS = np.random.default_rng(20250501).integers(1, 2**63, 64, dtype=np.uint64) | np.uint64(1)
+_LENGTH_WEIGHT = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves every output bit (wrapping uint64)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _string_hashes(text: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each value from its length and its first and last eight bytes
+    (ids differ there; a long text differing only in its middle just shares a partition)."""
+    n = len(text)
+    offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
+    lengths = np.diff(offsets)
+    data = text.buffers()[2]
+    if data is None or not n:
+        return lengths.astype(np.uint64) * _LENGTH_WEIGHT
+    raw = np.frombuffer(data, np.uint8)
+    window = np.arange(8)
+    out = lengths.astype(np.uint64) * _LENGTH_WEIGHT
+    for at, weight in ((offsets[:-1], _WEIGHTS[0]), (offsets[1:] - 8, _WEIGHTS[1])):
+        index = at[:, None] + window  # 8 bytes from each value's start, or up to its end
+        inside = (index >= offsets[:-1, None]) & (index < offsets[1:, None])
+        picked = np.where(inside, raw[np.clip(index, 0, max(len(raw) - 1, 0))], 0).astype(np.uint8)
+        out ^= _mix(picked.view(np.uint64).ravel() * weight)
+    return out
+
+
+def _slice_hashes(values: pa.Array) -> np.ndarray:
+    kind = values.type
+    if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+        values = values.cast(pa.string() if pa.types.is_large_string(kind) else pa.binary())
+        kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        return _string_hashes(values)
+    if pa.types.is_floating(kind):
+        as_float = pc.fill_null(values.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        return (as_float + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0: equal values, one hash
+    if pa.types.is_boolean(kind):
+        values = values.cast(pa.int8())
+    elif pa.types.is_temporal(kind):
+        values = values.cast(pa.int64()) if kind.bit_width == 64 else values.cast(pa.int32())
+    filled = pc.fill_null(values.cast(pa.int64()), 0)
+    return filled.to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
+
+
+def partition_of(values: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
+    """The partition (0 to parts - 1) of each value, the same for equal values."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    out = np.zeros(len(values), dtype=np.int64)
+    if parts <= 1 or not len(values):
+        return out
+    for at in range(0, len(values), _SLICE):
+        piece = values.slice(at, _SLICE)
+        hashed = _mix(_slice_hashes(piece)) % np.uint64(parts)
+        if piece.null_count:
+            hashed[pc.is_null(piece).to_numpy(zero_copy_only=False)] = 0
+        out[at:at + len(piece)] = hashed.astype(np.int64)
+    return out

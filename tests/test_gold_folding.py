@@ -1,0 +1,186 @@
+"""Gold folded chunk by chunk equals gold computed over the whole day at once.
+
+The oracles are the in-memory computations the builders replaced (one sort, one group-by
+over every silver row), kept here. Inputs are generated with nulls in keys and values, ties,
+and chunks from one row to more than the whole input.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from m7etl.aggregate import BUSINESS_DATE, gold_builder, gold_schema
+from m7etl.contracts import parse_contract
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DAY = "20250501"
+
+AGG = parse_contract({
+    "dataset": "Probe",
+    "columns": [
+        {"name": "region", "type": "string"},
+        {"name": "hour", "type": "integer"},
+        {"name": "device", "type": "string"},
+        {"name": "seconds", "type": "integer"},
+        {"name": "ratio", "type": "float"},
+    ],
+    "gold": {"kind": "aggregate", "group_by": ["region", "hour"], "metrics": [
+        {"name": "n", "agg": "count"},
+        {"name": "devices", "agg": "count_distinct", "column": "device"},
+        {"name": "total", "agg": "sum", "column": "seconds"},
+        {"name": "avg", "agg": "mean", "column": "seconds"},
+        {"name": "avg_ratio", "agg": "mean", "column": "ratio"},
+        {"name": "low", "agg": "min", "column": "ratio"},
+        {"name": "high", "agg": "max", "column": "seconds"},
+        {"name": "sum_ratio", "agg": "sum", "column": "ratio"},
+    ]},
+}, "<probe-aggregate>")
+
+SNAP = parse_contract({
+    "dataset": "Probe",
+    "columns": [
+        {"name": "id", "type": "string", "required": True},
+        {"name": "seen", "type": "timestamp"},
+        {"name": "status", "type": "string"},
+    ],
+    "primary_key": ["id"],
+    "gold": {"kind": "snapshot", "order_by": ["seen"]},
+}, "<probe-snapshot>")
+
+
+# --------------------------------------------------------------------------- oracles
+
+
+def aggregate_oracle(contract, silver: pa.Table) -> pa.Table:
+    """The whole-table group-by that gold used before folding."""
+    spec = contract.gold
+    aggs, produced = [], []
+    for m in spec.metrics:
+        if m.agg == "count":
+            aggs.append(([], "count_all"))
+            produced.append("count_all")
+        else:
+            aggs.append((m.column, m.agg))
+            produced.append(f"{m.column}_{m.agg}")
+    aggs = list({name: agg for name, agg in zip(produced, aggs, strict=True)}.values())
+    grouped = silver.group_by(list(spec.group_by), use_threads=False).aggregate(aggs)
+    columns = [grouped.column(k) for k in spec.group_by] + [grouped.column(p) for p in produced]
+    table = pa.Table.from_arrays(columns, names=list(spec.group_by) + [m.name for m in spec.metrics])
+    return table.sort_by([(k, "ascending") for k in spec.group_by])
+
+
+def snapshot_oracle(contract, silver: pa.Table) -> pa.Table:
+    """One sort of every row, the first row of each key kept."""
+    key = list(contract.primary_key)
+    order = [(k, "ascending") for k in key] + [(c, "descending") for c in contract.gold.order_by]
+    ranked = silver.sort_by(order + [("_source_key", "descending"), ("_line_number", "descending")])
+    ids = ranked.column(key[0]).to_pylist()
+    keep = [i == 0 or ids[i] != ids[i - 1] for i in range(len(ids))]
+    return ranked.filter(pa.array(keep, pa.bool_()))
+
+
+def same(got: list, want: list) -> bool:
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want, strict=True):
+        if isinstance(a, float) and isinstance(b, float):
+            if not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) or (math.isnan(a) and math.isnan(b))):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def fold(contract, silver: pa.Table, chunk_rows: int, batch_rows: int) -> pa.Table:
+    builder = gold_builder(contract, chunk_rows)
+    for batch in silver.to_batches(max_chunksize=batch_rows):
+        builder.add(batch)
+    gold = builder.result(DAY)
+    assert builder.rows_in == silver.num_rows
+    assert gold.schema == gold_schema(contract)
+    assert set(gold.column(BUSINESS_DATE).to_pylist()) <= {datetime(2025, 5, 1).date()}
+    return gold.drop_columns([BUSINESS_DATE])
+
+
+# --------------------------------------------------------------------------- inputs
+
+maybe = lambda strategy: st.one_of(st.none(), strategy)  # noqa: E731
+
+
+@st.composite
+def aggregate_rows(draw) -> pa.Table:
+    n = draw(st.integers(0, 60))
+    row = st.fixed_dictionaries({
+        "region": maybe(st.sampled_from(["north", "south", "été"])),
+        "hour": maybe(st.integers(0, 3)),
+        "device": maybe(st.sampled_from([f"STB{i}" for i in range(6)])),
+        "seconds": maybe(st.integers(-5, 10**6)),
+        "ratio": maybe(st.floats(-1e6, 1e6, allow_nan=False)),
+    })
+    rows = [draw(row) for _ in range(n)]
+    schema = pa.schema([("region", pa.string()), ("hour", pa.int64()), ("device", pa.string()),
+                        ("seconds", pa.int64()), ("ratio", pa.float64())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+@st.composite
+def snapshot_rows(draw) -> pa.Table:
+    n = draw(st.integers(0, 60))
+    rows = [{"id": draw(st.sampled_from(["a", "b", "c", "d"])),
+             "seen": draw(maybe(st.sampled_from([datetime(2025, 5, 1, h) for h in range(3)]))),
+             "status": draw(st.sampled_from(["on", "off"])),
+             "_source_key": draw(st.sampled_from(["raw/20250501/x.csv", "raw/20250501/y.csv"])),
+             "_line_number": i + 2} for i in range(n)]
+    schema = pa.schema([("id", pa.string()), ("seen", pa.timestamp("us")), ("status", pa.string()),
+                        ("_source_key", pa.string()), ("_line_number", pa.int64())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@SETTINGS
+@given(silver=aggregate_rows(), chunk_rows=st.integers(1, 80), batch_rows=st.integers(1, 30))
+def test_folded_aggregates_equal_one_group_by_over_the_day(silver, chunk_rows, batch_rows):
+    want = aggregate_oracle(AGG, silver) if silver.num_rows else None
+    got = fold(AGG, silver, chunk_rows, batch_rows)
+    if want is None:
+        assert got.num_rows == 0
+        return
+    assert got.column_names == want.column_names
+    for name in got.column_names:
+        assert same(got.column(name).to_pylist(), want.column(name).to_pylist()), name
+
+
+@SETTINGS
+@given(silver=snapshot_rows(), chunk_rows=st.integers(1, 80), batch_rows=st.integers(1, 30))
+def test_folded_snapshot_equals_one_sort_over_the_day(silver, chunk_rows, batch_rows):
+    got = fold(SNAP, silver, chunk_rows, batch_rows)
+    want = snapshot_oracle(SNAP, silver).select(got.column_names) if silver.num_rows else None
+    assert got.to_pylist() == (want.to_pylist() if want is not None else [])
+
+
+def test_a_group_whose_values_are_all_null_has_null_sums_and_means():
+    silver = pa.table({"region": ["x", "x"], "hour": [1, 1], "device": pa.array([None, None], pa.string()),
+                       "seconds": pa.array([None, None], pa.int64()),
+                       "ratio": pa.array([None, None], pa.float64())})
+    row = fold(AGG, silver, chunk_rows=1, batch_rows=1).to_pylist()[0]
+    assert (row["n"], row["devices"], row["total"], row["avg"], row["low"]) == (2, 0, None, None, None)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 1000])
+def test_the_chunk_size_changes_nothing_but_memory(chunk_rows):
+    silver = pa.table({"region": ["a", "b", "a", None, "a"], "hour": [0, 0, 0, 1, 0],
+                       "device": ["d1", "d1", "d2", "d1", "d1"], "seconds": [10, 20, 30, 40, 50],
+                       "ratio": [0.5, 0.25, None, 1.0, 0.75]})
+    got = fold(AGG, silver, chunk_rows, batch_rows=2).to_pylist()
+    assert [(r["region"], r["hour"], r["n"], r["devices"], r["total"]) for r in got] == [
+        ("a", 0, 3, 2, 90), ("b", 0, 1, 1, 20), (None, 1, 1, 1, 40)]
+    assert pc.all(pc.equal(pa.array([r["avg"] for r in got]), pa.array([30.0, 20.0, 40.0]))).as_py()
