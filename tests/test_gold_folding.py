@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -18,8 +19,10 @@ from hypothesis import strategies as st
 
 from m7etl.aggregate import BUSINESS_DATE, gold_builder, gold_schema
 from m7etl.contracts import parse_contract
+from m7etl.partition import partition_of
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 DAY = "20250501"
 
 AGG = parse_contract({
@@ -98,8 +101,9 @@ def same(got: list, want: list) -> bool:
     return True
 
 
-def fold(contract, silver: pa.Table, chunk_rows: int, batch_rows: int) -> pa.Table:
-    builder = gold_builder(contract, chunk_rows)
+def fold(contract, silver: pa.Table, chunk_rows: int, batch_rows: int, *, spill_dir=None,
+         parts: int = 1) -> pa.Table:
+    builder = gold_builder(contract, chunk_rows, spill_dir=spill_dir, parts=parts)
     for batch in silver.to_batches(max_chunksize=batch_rows):
         builder.add(batch)
     gold = builder.result(DAY)
@@ -147,10 +151,15 @@ def snapshot_rows(draw) -> pa.Table:
 
 
 @SETTINGS
-@given(silver=aggregate_rows(), chunk_rows=st.integers(1, 80), batch_rows=st.integers(1, 30))
-def test_folded_aggregates_equal_one_group_by_over_the_day(silver, chunk_rows, batch_rows):
+@given(silver=aggregate_rows(), chunk_rows=st.integers(1, 80), batch_rows=st.integers(1, 30),
+       parts=st.integers(1, 5))
+def test_folded_aggregates_equal_one_group_by_over_the_day(tmp_path_factory, silver, chunk_rows,
+                                                           batch_rows, parts):
+    """parts > 1: the distinct counts spill to that many files and are counted file by file."""
     want = aggregate_oracle(AGG, silver) if silver.num_rows else None
-    got = fold(AGG, silver, chunk_rows, batch_rows)
+    spill = tmp_path_factory.mktemp("spill")
+    got = fold(AGG, silver, chunk_rows, batch_rows, spill_dir=spill, parts=parts)
+    assert not list(spill.iterdir())  # the spill files are gone once counted
     if want is None:
         assert got.num_rows == 0
         return
@@ -184,3 +193,34 @@ def test_the_chunk_size_changes_nothing_but_memory(chunk_rows):
     assert [(r["region"], r["hour"], r["n"], r["devices"], r["total"]) for r in got] == [
         ("a", 0, 3, 2, 90), ("b", 0, 1, 1, 20), (None, 1, 1, 1, 40)]
     assert pc.all(pc.equal(pa.array([r["avg"] for r in got]), pa.array([30.0, 20.0, 40.0]))).as_py()
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+@pytest.mark.parametrize("values", [
+    pa.array(["STB000000001", "", None, "é", "a" * 40, "STB000000001", "b" * 7, "b" * 8, "b" * 9]),
+    pa.array([3, -1, None, 0, 2**62, 3], pa.int64()),
+    pa.array([0.0, -0.0, 1.5, None, 1.5]),
+    pa.array([True, False, None, True]),
+    pa.array([datetime(2025, 5, 1), None, datetime(2025, 5, 1)], pa.timestamp("us")),
+    pa.array(["x", "y", "x"], pa.large_string()),
+])
+def test_equal_values_share_a_partition_whatever_batch_they_come_in(values):
+    whole = partition_of(values, 7)
+    assert ((whole >= 0) & (whole < 7)).all()
+    pieces = np.concatenate([partition_of(values.slice(i, 1), 7) for i in range(len(values))])
+    assert pieces.tolist() == whole.tolist()  # offsets and slices change nothing
+    chunked = pa.chunked_array([values.slice(0, 2), values.slice(2)])
+    assert partition_of(chunked, 7).tolist() == whole.tolist()
+    by_value = {}
+    for value, part in zip(values.to_pylist(), whole.tolist(), strict=True):
+        key = 0.0 if value == 0.0 and isinstance(value, float) else value  # -0.0 == 0.0
+        assert by_value.setdefault(key, part) == part
+    assert partition_of(values, 1).tolist() == [0] * len(values)
+
+
+def test_ids_spread_over_the_partitions():
+    ids = pa.array([f"STB{i:09d}" for i in range(20_000)])
+    counts = np.bincount(partition_of(ids, 8), minlength=8)
+    assert counts.min() > 20_000 / 8 * 0.8  # within 20 % of an even split

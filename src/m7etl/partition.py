@@ -34,15 +34,15 @@ def _string_hashes(text: pa.Array) -> np.ndarray:
     offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
     lengths = np.diff(offsets)
     data = text.buffers()[2]
-    if data is None or not n:
-        return lengths.astype(np.uint64) * _LENGTH_WEIGHT
-    raw = np.frombuffer(data, np.uint8)
-    window = np.arange(8)
     out = lengths.astype(np.uint64) * _LENGTH_WEIGHT
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    if not n or not raw.size:  # only nulls and empty strings
+        return out
+    window = np.arange(8)
     for at, weight in ((offsets[:-1], _WEIGHTS[0]), (offsets[1:] - 8, _WEIGHTS[1])):
         index = at[:, None] + window  # 8 bytes from each value's start, or up to its end
         inside = (index >= offsets[:-1, None]) & (index < offsets[1:, None])
-        picked = np.where(inside, raw[np.clip(index, 0, max(len(raw) - 1, 0))], 0).astype(np.uint8)
+        picked = np.where(inside, raw[np.clip(index, 0, raw.size - 1)], 0).astype(np.uint8)
         out ^= _mix(picked.view(np.uint64).ravel() * weight)
     return out
 
