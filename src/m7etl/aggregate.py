@@ -8,6 +8,7 @@ which the warehouse load uses to replace exactly that day.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -103,9 +104,25 @@ class SnapshotBuilder(_Folding):
     """Latest record per primary key. Keeping the latest is associative, so chunks are
     folded into the rows kept so far: memory holds one row per key seen plus at most as
     many pending rows. A chunk is at least as large as what is kept, so each row is sorted
-    O(log n) times even when every key is new (a full device list)."""
+    O(log n) times even when every key is new (a full device list).
 
-    _kept: pa.Table | None = None
+    With ``parts`` > 1 the rows are spilled to ``parts`` Parquet files by their key's
+    partition instead, and each file is reduced alone: memory holds one file's rows."""
+
+    def __init__(self, contract: Contract, chunk_rows: int | None = None, *,
+                 spill_dir: Path | None = None, parts: int = 1):
+        super().__init__(contract, chunk_rows)
+        self.spill = _Spill(spill_dir, "snapshot", parts) if spill_dir is not None and parts > 1 else None
+        self._kept: pa.Table | None = None
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if self.spill is None:
+            super().add(batch)
+            return
+        self.rows_in += batch.num_rows
+        table = _table(batch)
+        self.spill.write(table, partition_of([table.column(k) for k in self.contract.primary_key],
+                                             self.spill.parts))
 
     def _fold_at(self) -> int:
         return max(self.chunk_rows, self._kept.num_rows if self._kept is not None else 0)
@@ -114,12 +131,54 @@ class SnapshotBuilder(_Folding):
         rows = chunk if self._kept is None else pa.concat_tables([self._kept, chunk])
         self._kept = _latest(self.contract, rows)
 
-    def result(self, day: str) -> pa.Table:
-        self._flush()
+    def result_tables(self, day: str) -> Iterator[pa.Table]:
+        """The gold rows, sorted by key within each spill file (all of them when not spilled)."""
         schema = gold_schema(self.contract)
-        if self._kept is None or self._kept.num_rows == 0:
-            return schema.empty_table()
-        return _with_date(self._kept, day, schema)
+        if self.spill is not None:
+            for rows in self.spill.read_back():
+                if rows.num_rows:
+                    yield _with_date(_latest(self.contract, rows), day, schema)
+            return
+        self._flush()
+        if self._kept is not None and self._kept.num_rows:
+            yield _with_date(self._kept, day, schema)
+
+    def result(self, day: str) -> pa.Table:
+        tables = list(self.result_tables(day))
+        return pa.concat_tables(tables) if tables else gold_schema(self.contract).empty_table()
+
+
+class _Spill:
+    """Rows written to ``parts`` Parquet files by a partition number, read back file by file."""
+
+    def __init__(self, folder: Path, name: str, parts: int):
+        self.folder, self.name, self.parts = folder, name, parts
+        self._writers: list[pq.ParquetWriter] = []
+
+    def _path(self, part: int) -> Path:
+        return self.folder / f"{self.name}-{part}.parquet"
+
+    def write(self, rows: pa.Table, part: np.ndarray) -> None:
+        if not self._writers:
+            self._writers = [pq.ParquetWriter(self._path(p), rows.schema, compression="zstd",
+                                              compression_level=1) for p in range(self.parts)]
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.parts + 1))
+        ordered = rows.take(pa.array(order))
+        for p, writer in enumerate(self._writers):
+            if bounds[p + 1] > bounds[p]:
+                writer.write_table(ordered.slice(bounds[p], bounds[p + 1] - bounds[p]))
+
+    def read_back(self) -> Iterator[pa.Table]:
+        """Each file's rows in turn (the file is deleted once read); nothing if none came."""
+        for writer in self._writers:
+            writer.close()
+        for p in range(self.parts if self._writers else 0):
+            rows = pq.read_table(self._path(p))
+            self._path(p).unlink()
+            yield rows
+            del rows
+            pa.default_memory_pool().release_unused()  # else the allocator keeps each file's pages
 
 
 def _latest(contract: Contract, silver: pa.Table) -> pa.Table:
@@ -154,29 +213,16 @@ class _DistinctCounter:
     def __init__(self, keys: list[str], column: str, spill_dir: Path | None = None, parts: int = 1):
         self.keys, self.column = keys, column
         self.names = [*keys, column]
-        self.parts = parts if spill_dir is not None else 1
-        self.spill_dir = spill_dir
+        self.spill = _Spill(spill_dir, f"distinct-{column}", parts) \
+            if spill_dir is not None and parts > 1 else None
         self._rows: list[pa.Table] = []
-        self._writers: list[pq.ParquetWriter] = []
 
     def add(self, chunk: pa.Table) -> None:
         rows = chunk.select(self.names)
-        if self.parts <= 1:
+        if self.spill is None:
             self._rows.append(rows)
-            return
-        if not self._writers:
-            self._writers = [pq.ParquetWriter(self._path(p), rows.schema, compression="zstd",
-                                              compression_level=1) for p in range(self.parts)]
-        part = partition_of(rows.column(self.column), self.parts)
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.parts + 1))
-        ordered = rows.take(pa.array(order))
-        for p, writer in enumerate(self._writers):
-            if bounds[p + 1] > bounds[p]:
-                writer.write_table(ordered.slice(bounds[p], bounds[p + 1] - bounds[p]))
-
-    def _path(self, part: int) -> Path:
-        return self.spill_dir / f"distinct-{self.column}-{part}.parquet"
+        else:
+            self.spill.write(rows, partition_of(rows.column(self.column), self.spill.parts))
 
     def _count(self, rows: pa.Table) -> pa.Table:
         counted = rows.group_by(self.keys, use_threads=False).aggregate([(self.column, "count_distinct")])
@@ -184,16 +230,11 @@ class _DistinctCounter:
 
     def counts(self) -> pa.Table:
         """[*keys, <column>_count_distinct], one row per group seen (the caller saw rows)."""
-        if self.parts <= 1:
+        if self.spill is None:
             return self._count(pa.concat_tables(self._rows))
-        for writer in self._writers:
-            writer.close()
-        counted = []
-        for p in range(self.parts):
-            counted.append(self._count(pq.read_table(self._path(p))))
-            self._path(p).unlink()
         name = f"{self.column}_count_distinct"
-        total = pa.concat_tables(counted).group_by(self.keys, use_threads=False).aggregate([(name, "sum")])
+        counted = pa.concat_tables([self._count(rows) for rows in self.spill.read_back()])
+        total = counted.group_by(self.keys, use_threads=False).aggregate([(name, "sum")])
         return total.select([*self.keys, f"{name}_sum"]).rename_columns([*self.keys, name])
 
 
@@ -240,6 +281,9 @@ class AggregateBuilder(_Folding):
         names = [*self.keys] + [f"{name}_{_COMBINE[func]}" for name, (_c, func) in self.partials.items()]
         return folded.select(names).rename_columns([*self.keys, *self.partials])
 
+    def result_tables(self, day: str) -> Iterator[pa.Table]:
+        yield self.result(day)
+
     def result(self, day: str) -> pa.Table:
         self._flush()
         schema = gold_schema(self.contract)
@@ -273,10 +317,10 @@ class AggregateBuilder(_Folding):
 def gold_builder(contract: Contract, chunk_rows: int | None = None, *, spill_dir: Path | None = None,
                  parts: int = 1) -> SnapshotBuilder | AggregateBuilder:
     """The builder for the contract's gold: feed it silver batches, then ask for the result.
-    ``spill_dir`` and ``parts`` > 1 let an aggregate spill its distinct counts to disk."""
-    if contract.gold.kind == "snapshot":
-        return SnapshotBuilder(contract, chunk_rows)
-    return AggregateBuilder(contract, chunk_rows, spill_dir=spill_dir, parts=parts)
+    With ``spill_dir`` and ``parts`` > 1, a snapshot spills its rows by key and an aggregate
+    its distinct counts by value, to finish one file at a time."""
+    kind = SnapshotBuilder if contract.gold.kind == "snapshot" else AggregateBuilder
+    return kind(contract, chunk_rows, spill_dir=spill_dir, parts=parts)
 
 
 def build_gold(contract: Contract, silver: pa.Table, day: str) -> pa.Table:

@@ -3,7 +3,7 @@
 Equal values always get the same partition, whatever array, batch or offset they come
 in, so work split by partition can be finished one partition at a time. Strings are
 hashed from their bytes in numpy (Arrow has no hash kernel in Python); numbers, dates and
-booleans from their integer value. Nulls go to partition 0. Only the spread matters here:
+booleans from their integer value; every null hashes alike. Only the spread matters here:
 a collision costs balance, never correctness.
 """
 
@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 _SLICE = 65_536  # rows hashed at once: byte-level temporaries stay a few MB
 _WEIGHTS = np.random.default_rng(20250501).integers(1, 2**63, 64, dtype=np.uint64) | np.uint64(1)
 _LENGTH_WEIGHT = np.uint64(0x9E3779B97F4A7C15)
+_NULL_HASH = np.uint64(0x5BD1E9955BD1E995)  # every null alike
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -65,17 +66,25 @@ def _slice_hashes(values: pa.Array) -> np.ndarray:
     return filled.to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
 
 
-def partition_of(values: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
-    """The partition (0 to parts - 1) of each value, the same for equal values."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    out = np.zeros(len(values), dtype=np.int64)
-    if parts <= 1 or not len(values):
+def _piece_hashes(piece: pa.Array) -> np.ndarray:
+    hashed = _mix(_slice_hashes(piece))
+    if piece.null_count:
+        hashed[pc.is_null(piece).to_numpy(zero_copy_only=False)] = _NULL_HASH
+    return hashed
+
+
+def partition_of(values: pa.Array | pa.ChunkedArray | list, parts: int) -> np.ndarray:
+    """The partition (0 to parts - 1) of each value, the same for equal values. ``values``
+    may be a list of columns (a composite key): equal tuples share a partition."""
+    columns = values if isinstance(values, list) else [values]
+    columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+    n = len(columns[0]) if columns else 0
+    out = np.zeros(n, dtype=np.int64)
+    if parts <= 1 or not n:
         return out
-    for at in range(0, len(values), _SLICE):
-        piece = values.slice(at, _SLICE)
-        hashed = _mix(_slice_hashes(piece)) % np.uint64(parts)
-        if piece.null_count:
-            hashed[pc.is_null(piece).to_numpy(zero_copy_only=False)] = 0
-        out[at:at + len(piece)] = hashed.astype(np.int64)
+    for at in range(0, n, _SLICE):
+        hashed = np.zeros(min(_SLICE, n - at), dtype=np.uint64)
+        for column in columns:  # order matters: (a, b) and (b, a) are different keys
+            hashed = _mix(hashed * np.uint64(31) + _piece_hashes(column.slice(at, _SLICE)))
+        out[at:at + len(hashed)] = (hashed % np.uint64(parts)).astype(np.int64)
     return out

@@ -22,9 +22,10 @@ from m7etl.storage import Storage
 GOLD_OK = "ok"
 GOLD_NO_INPUT = "no_input"
 BATCH_ROWS = 64 * 1024
-# Silver Parquet bytes per spill partition of an aggregate's distinct counts (about four
-# million rows): a 300 MB CSV's day is counted in memory, a 2 GB CSV's in 6 parts.
-SPILL_PART_BYTES = 128 * 1024 * 1024
+# Silver Parquet bytes per spill file. An aggregate spills only its distinct-count columns
+# (a 300 MB CSV's day is counted in memory, a 2 GB CSV's in 6 parts); a snapshot spills
+# whole rows by key and sorts each file, so its files are smaller.
+SPILL_PART_BYTES = {"aggregate": 128 * 1024 * 1024, "snapshot": 16 * 1024 * 1024}
 
 
 @dataclass
@@ -76,14 +77,18 @@ def process_gold(storage: Storage, contract: Contract, day: str, *,
             storage.delete([key])
         return GoldResult(contract.dataset, day, None, GOLD_NO_INPUT)
     silver_bytes = sum(o.size for o in listed if o.key in set(silver_keys))
+    parts = max(1, math.ceil(silver_bytes / SPILL_PART_BYTES[contract.gold.kind]))
+    rows_out = 0
     with tempfile.TemporaryDirectory(prefix="m7-s2g-", dir=tmp_dir) as tmp:
-        builder = gold_builder(contract, spill_dir=Path(tmp),
-                               parts=max(1, math.ceil(silver_bytes / SPILL_PART_BYTES)))
+        builder = gold_builder(contract, spill_dir=Path(tmp), parts=parts)
         fold_silver(storage, sorted(silver_keys), builder, Path(tmp))
-        gold = builder.result(day)
         path = Path(tmp) / "gold.parquet"
-        pq.write_table(gold.cast(gold_schema(contract)), path, compression="zstd")
+        schema = gold_schema(contract)
+        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+            for table in builder.result_tables(day):  # one spill file's gold at a time
+                writer.write_table(table.cast(schema))
+                rows_out += table.num_rows
         storage.upload_file(path, key)
     return GoldResult(contract.dataset, day, key, GOLD_OK, rows_in=builder.rows_in,
-                      rows_out=gold.num_rows, silver_keys=silver_keys,
+                      rows_out=rows_out, silver_keys=silver_keys,
                       duration_s=round(time.perf_counter() - started, 3))
