@@ -22,6 +22,7 @@ def folding(request, monkeypatch):
         monkeypatch.setattr(aggregate, "CHUNK_ROWS", 7)
         monkeypatch.setattr(silver_to_gold, "BATCH_ROWS", 5)
     if request.param == "spilled":
+        monkeypatch.setattr(silver_to_gold, "SPILL_FROM_BYTES", {"aggregate": 0, "snapshot": 0})
         monkeypatch.setattr(silver_to_gold, "SPILL_PART_BYTES", {"aggregate": 1000, "snapshot": 1000})
     return request.param
 
