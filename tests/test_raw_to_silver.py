@@ -119,16 +119,24 @@ def test_the_handled_undecodable_row_leaves_no_traceback_on_stderr(tmp_path):
     assert (done.returncode, done.stdout.split(), done.stderr) == (0, ["ok", "1"], "")
 
 
-def test_a_utf8_file_with_accents_and_a_bad_byte_deep_inside_is_not_read_as_cp1252(local_storage, registry):
-    # Read as cp1252, "Télé" (UTF-8) would become "TÃ©lÃ©" in silver: quarantined instead.
+@pytest.mark.parametrize("bom", [False, True])
+def test_a_broken_row_of_a_utf8_file_holding_other_bytes_is_one_reject(local_storage, registry, bom):
+    """Arrow cannot hand such a row over (it must decode it first): the file is read again
+    with those bytes marked, so the row is a column_count reject showing them as \\xNN, a
+    well-formed row with such bytes an encoding reject, and every accent elsewhere intact."""
     accented = [["1", "Télé", "general", "fr", "1", "", "", "2025-05-01 00:00:00"]]
-    data = csv_bytes([HEADER] + accented + rows(5000, start=2)) + "9999,Ciné,general\n".encode("cp1252")
+    body = csv_bytes([HEADER] + accented + rows(5000, start=2))
+    tail = "9998,Ciné,general\n9999,Ciné,general,fr,1,,,2025-05-01 00:00:00\n".encode("cp1252")
+    data = ("\ufeff".encode() if bom else b"") + body + tail
     put(local_storage, data)
     result = process_raw_file(local_storage, KEY, registry)
-    # That row has the wrong number of fields: Arrow cannot hand it over, so the whole file waits.
-    assert result.status == "quarantined" and result.reason.startswith("encoding")
-    assert "is UTF-8 text" in result.reason and "garbled" in result.reason
-    assert local_storage.read_bytes(result.outputs["quarantine"]) == data
+    counts = (result.status, result.rows_read, result.rows_valid, result.rows_rejected)
+    assert counts == ("ok", 5003, 5001, 2) and result.dialect["encoding"].startswith("utf-8")
+    rejects = parquet(local_storage, result.outputs["rejects"]).to_pylist()
+    assert sorted((r["line_number"], r["rule"], r["raw_value"]) for r in rejects) == [
+        (5003, "column_count", "9998,Cin\\xe9,general"), (5004, "encoding", "Cin\\xe9")]
+    names = parquet(local_storage, result.outputs["silver"]).column("channel_name").to_pylist()
+    assert names[0] == "Télé" and not any("\uf7e9" in n for n in names)
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["in the sniffed head", "past the head"])
@@ -162,14 +170,6 @@ def test_a_bom_file_keeps_its_non_utf8_rows_as_encoding_rejects(local_storage, r
     result = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
     assert (result.status, result.rows_valid, result.rows_rejected) == ("ok", 2, 1)
     assert [r["rule"] for r in parquet(local_storage, result.outputs["rejects"]).to_pylist()] == ["encoding"]
-
-
-def test_a_bom_file_with_an_undecodable_broken_row_is_quarantined(local_storage, registry):
-    cp1252_row = "3,Télé,general\n".encode("cp1252")  # wrong number of fields, not UTF-8
-    data = "\ufeff".encode() + csv_bytes([HEADER, *rows(2)]) + cp1252_row
-    put(local_storage, data)
-    result = process_raw_file(local_storage, KEY, registry)
-    assert result.status == "quarantined" and result.reason.startswith("encoding")
 
 
 @pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])

@@ -44,6 +44,7 @@ class Dialect:
     missing_optional: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     utf8_proven: bool = False  # UTF-8 by its BOM or by non-ASCII characters in the head
+    mark_undecodable: bool = False  # read through MARKED_UTF8 (see there)
 
     def describe(self) -> dict:
         return {"encoding": self.encoding + ("-sig" if self.bom else ""), "delimiter": self.delimiter,
@@ -96,6 +97,47 @@ def _decode_head(head: bytes, encoding: str, complete: bool) -> str | None:
         return codecs.getincrementaldecoder(encoding)().decode(head, final=complete)
     except UnicodeDecodeError:
         return None
+
+
+# A UTF-8 file whose row with the wrong number of fields holds bytes that are not UTF-8
+# cannot be read plainly: Arrow must decode that row to hand it over, and fails. It is read
+# again through this codec, which turns each such byte into U+F780 + byte (private use
+# area, valid UTF-8), so every row parses and the marked ones are rejected with their
+# bytes shown as \xNN. Only that retry pays for the transcoding.
+MARKED_UTF8 = "m7etl_utf8_marked"
+_MARK = 0xF780
+_MARKS = "[\uF780-\uF87F]"
+
+
+def _mark_bytes(error: UnicodeDecodeError) -> tuple[str, int]:
+    return "".join(chr(_MARK + b) for b in error.object[error.start:error.end]), error.end
+
+
+codecs.register_error(MARKED_UTF8, _mark_bytes)
+
+
+class _MarkingDecoder(codecs.getincrementaldecoder("utf-8")):
+    def __init__(self, errors: str = "strict"):
+        super().__init__(MARKED_UTF8)  # whatever the caller asks: mark, never fail
+
+
+def _find_marked_utf8(name: str) -> codecs.CodecInfo | None:
+    if name != MARKED_UTF8:
+        return None
+    utf8 = codecs.lookup("utf-8")
+    def decode(data: bytes, errors: str = "strict") -> tuple[str, int]:
+        return codecs.utf_8_decode(data, MARKED_UTF8, True)
+
+    return codecs.CodecInfo(utf8.encode, decode, incrementalencoder=utf8.incrementalencoder,
+                            incrementaldecoder=_MarkingDecoder, name=MARKED_UTF8)
+
+
+codecs.register(_find_marked_utf8)
+
+
+def render_marks(text: str) -> str:
+    """The marked bytes of ``text`` written as \\xNN, as in the raw file."""
+    return re.sub(_MARKS, lambda m: f"\\x{ord(m.group()) - _MARK:02x}", text)
 
 
 _UTF8_CHAR = re.compile(  # one well-formed multi-byte UTF-8 character
@@ -289,27 +331,31 @@ def _as_binary(column: pa.Array) -> pa.Array:
                                  null_count=column.null_count, offset=column.offset)
 
 
-def split_undecodable(batch: pa.RecordBatch, lines: np.ndarray
+def split_undecodable(batch: pa.RecordBatch, lines: np.ndarray, *, marked: bool = False
                       ) -> tuple[pa.RecordBatch, np.ndarray, list[tuple[int, str, str, str]]]:
     """Take out the rows holding bytes that are not UTF-8, as rejects (Python touches only
-    the columns Arrow's check refuses, and only those rows are decoded for the report)."""
-    bad_columns = [name for name, column in zip(batch.schema.names, batch.columns, strict=True)
-                   if not _is_utf8(column)]
-    if not bad_columns:
-        return batch, lines, []
+    the columns Arrow's check refuses, and only those rows are decoded for the report).
+    ``marked``: the text went through MARKED_UTF8, so those bytes are marks, not bad bytes."""
     first_bad: dict[int, str] = {}
-    for name in bad_columns:
-        for row, value in enumerate(_as_binary(batch.column(name)).to_pylist()):
-            try:
-                value.decode("utf-8")
-            except UnicodeDecodeError:
-                first_bad.setdefault(row, name)
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if marked:
+            hits = pc.fill_null(pc.match_substring_regex(column, _MARKS), False)
+            for row in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):
+                first_bad.setdefault(int(row), name)
+        elif not _is_utf8(column):
+            for row, value in enumerate(_as_binary(column).to_pylist()):
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    first_bad.setdefault(row, name)
+    if not first_bad:
+        return batch, lines, []
     rows = sorted(first_bad)
     taken = pa.RecordBatch.from_arrays([_as_binary(c).take(pa.array(rows)) for c in batch.columns],
                                        names=batch.schema.names).to_pylist()
     entries = []
     for row, values in zip(rows, taken, strict=True):
-        record = {k: v.decode("utf-8", "backslashreplace") for k, v in values.items()}
+        record = {k: render_marks(v.decode("utf-8", "backslashreplace")) for k, v in values.items()}
         column = first_bad[row]
         entries.append((int(lines[row]), column, record[column], json.dumps(record, ensure_ascii=False)))
     keep = np.ones(batch.num_rows, dtype=bool)
@@ -351,11 +397,13 @@ def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> I
         block_size=block_size,
         skip_rows=1,
         column_names=dialect.columns,
-        encoding="utf8" if dialect.encoding == "utf-8" else dialect.encoding,
+        encoding=(MARKED_UTF8 if dialect.mark_undecodable
+                  else "utf8" if dialect.encoding == "utf-8" else dialect.encoding),
     )
 
     def on_invalid(row) -> str:
-        positions.pending.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        text = render_marks(row.text) if dialect.mark_undecodable else row.text
+        positions.pending.append((row.number, text, row.expected_columns, row.actual_columns))
         return "skip"
 
     parse_options = pacsv.ParseOptions(
@@ -367,7 +415,8 @@ def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> I
     row_level = dialect.encoding == "utf-8" and dialect.utf8_proven
     convert_options = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in dialect.columns},
-        strings_can_be_null=False, quoted_strings_can_be_null=False, check_utf8=not row_level,
+        strings_can_be_null=False, quoted_strings_can_be_null=False,
+        check_utf8=not row_level or dialect.mark_undecodable,
     )
     reader = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
                             convert_options=convert_options)
@@ -375,7 +424,7 @@ def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> I
         lines, invalid = positions.place(_newlines(batch))
         undecodable = []
         if row_level:
-            batch, lines, undecodable = split_undecodable(batch, lines)
+            batch, lines, undecodable = split_undecodable(batch, lines, marked=dialect.mark_undecodable)
         yield Batch(batch, lines, invalid, undecodable)
     # Invalid rows after the last good row.
     _lines, invalid = positions.place(np.zeros(0, dtype=np.int64))

@@ -88,22 +88,28 @@ def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
              result: FileResult) -> tuple[Path, Path]:
     """Stream the file into local silver and rejects Parquet files; fill the counters.
 
-    A decoding error deep in the file (past the sniffed head) restarts the file with the
-    contract's next encoding; when none is left the file is unreadable.
+    A decoding error deep in the file (past the sniffed head) restarts the file: a UTF-8
+    file is read again marking its undecodable bytes (those rows become rejects), any
+    other with the contract's next encoding; when none is left the file is unreadable.
     """
     failed: list[str] = []
+    mark = False
     while True:
         with storage.open_input(key) as first:
             head, is_gzip = peek(first)
         dialect = sniff(head, contract, complete=len(head) < HEAD_BYTES, gzip=is_gzip,
                         exclude=failed)
+        dialect.mark_undecodable = mark and dialect.utf8_proven
         try:
             with text_stream(storage.open_input(key), is_gzip) as stream:
                 paths = _write_outputs(stream, dialect, contract, key, tmp, result)
         except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
             if isinstance(exc, pa.ArrowInvalid) and not _is_decoding_error(exc, dialect.encoding):
                 raise UnreadableFileError("parse_error", f"The CSV cannot be parsed: {exc}.") from None
-            failed.append(dialect.encoding)
+            if dialect.utf8_proven and not dialect.mark_undecodable:
+                mark = True  # a broken row that is not UTF-8: read again, marking its bytes
+            else:
+                failed.append(dialect.encoding)
             continue
         except OSError as exc:
             raise UnreadableFileError("read_error", f"The file cannot be read to its end: {exc}.") from None
