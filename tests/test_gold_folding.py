@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from m7etl.aggregate import BUSINESS_DATE, gold_builder, gold_schema
 from m7etl.contracts import parse_contract
 from m7etl.partition import partition_of
+from m7etl.spill import Spill
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -232,3 +233,13 @@ def test_ids_spread_over_the_partitions():
     ids = pa.array([f"STB{i:09d}" for i in range(20_000)])
     counts = np.bincount(partition_of(ids, 8), minlength=8)
     assert counts.min() > 20_000 / 8 * 0.8  # within 20 % of an even split
+
+
+def test_spill_gives_back_each_partition_whole_and_in_order(tmp_path):
+    spill = Spill(tmp_path, "probe", 3)
+    assert list(spill.read_back()) == []  # nothing written, nothing read, no file left
+    spill = Spill(tmp_path, "probe", 3)
+    spill.write(pa.table({"v": [10, 11, 12, 13]}), np.array([2, 0, 2, 0]))
+    spill.write(pa.table({"v": [14, 15]}), np.array([1, 2]))
+    assert [t.column("v").to_pylist() for t in spill.read_back()] == [[11, 13], [14], [10, 12, 15]]
+    assert not list(tmp_path.iterdir())

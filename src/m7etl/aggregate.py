@@ -1,4 +1,7 @@
-"""silver -> gold logic (pure): a snapshot by key, or group-by aggregates, per contract.
+"""silver -> gold logic: a snapshot by key, or group-by aggregates, per contract.
+
+Pure Arrow computation over batches, except that a large day's rows may go through
+:class:`m7etl.spill.Spill` (files on local disk) to be finished one file at a time.
 
 Grain: a snapshot holds one row per primary key, the latest record winning (the
 contract's ``order_by`` columns, then the later file, then the later line); an aggregate
@@ -12,17 +15,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from m7etl.contracts import Contract
 from m7etl.partition import partition_of
+from m7etl.spill import Spill
 from m7etl.validate import ARROW_TYPES
 
 BUSINESS_DATE = "business_date"
-ORDER_COLUMN = "_order"
 
 
 def metric_type(contract: Contract, agg: str, column: str | None) -> pa.DataType:
@@ -56,9 +57,8 @@ def needed_columns(contract: Contract) -> list[str]:
 
 
 def _with_date(table: pa.Table, day: str, schema: pa.Schema) -> pa.Table:
-    value = datetime.strptime(day, "%Y%m%d").date()
-    dates = pa.array([value] * table.num_rows, pa.date32())
-    table = table.add_column(0, BUSINESS_DATE, dates)
+    value = pa.scalar(datetime.strptime(day, "%Y%m%d").date(), pa.date32())
+    table = table.add_column(0, BUSINESS_DATE, pa.repeat(value, table.num_rows))
     return table.select(schema.names).cast(schema)
 
 
@@ -112,7 +112,7 @@ class SnapshotBuilder(_Folding):
     def __init__(self, contract: Contract, chunk_rows: int | None = None, *,
                  spill_dir: Path | None = None, parts: int = 1):
         super().__init__(contract, chunk_rows)
-        self.spill = _Spill(spill_dir, "snapshot", parts) if spill_dir is not None and parts > 1 else None
+        self.spill = Spill(spill_dir, "snapshot", parts) if spill_dir is not None and parts > 1 else None
         self._kept: pa.Table | None = None
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
@@ -148,39 +148,6 @@ class SnapshotBuilder(_Folding):
         return pa.concat_tables(tables) if tables else gold_schema(self.contract).empty_table()
 
 
-class _Spill:
-    """Rows written to ``parts`` Parquet files by a partition number, read back file by file."""
-
-    def __init__(self, folder: Path, name: str, parts: int):
-        self.folder, self.name, self.parts = folder, name, parts
-        self._writers: list[pq.ParquetWriter] = []
-
-    def _path(self, part: int) -> Path:
-        return self.folder / f"{self.name}-{part}.parquet"
-
-    def write(self, rows: pa.Table, part: np.ndarray) -> None:
-        if not self._writers:
-            self._writers = [pq.ParquetWriter(self._path(p), rows.schema, compression="zstd",
-                                              compression_level=1) for p in range(self.parts)]
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.parts + 1))
-        ordered = rows.take(pa.array(order))
-        for p, writer in enumerate(self._writers):
-            if bounds[p + 1] > bounds[p]:
-                writer.write_table(ordered.slice(bounds[p], bounds[p + 1] - bounds[p]))
-
-    def read_back(self) -> Iterator[pa.Table]:
-        """Each file's rows in turn (the file is deleted once read); nothing if none came."""
-        for writer in self._writers:
-            writer.close()
-        for p in range(self.parts if self._writers else 0):
-            rows = pq.read_table(self._path(p))
-            self._path(p).unlink()
-            yield rows
-            del rows
-            pa.default_memory_pool().release_unused()  # else the allocator keeps each file's pages
-
-
 def _latest(contract: Contract, silver: pa.Table) -> pa.Table:
     """Latest record per primary key, sorted by key; ties broken by the contract's order_by,
     then source key, then line, all descending. Only the ordering columns are sorted; the
@@ -213,7 +180,7 @@ class _DistinctCounter:
     def __init__(self, keys: list[str], column: str, spill_dir: Path | None = None, parts: int = 1):
         self.keys, self.column = keys, column
         self.names = [*keys, column]
-        self.spill = _Spill(spill_dir, f"distinct-{column}", parts) \
+        self.spill = Spill(spill_dir, f"distinct-{column}", parts) \
             if spill_dir is not None and parts > 1 else None
         self._rows: list[pa.Table] = []
 
@@ -321,10 +288,3 @@ def gold_builder(contract: Contract, chunk_rows: int | None = None, *, spill_dir
     its distinct counts by value, to finish one file at a time."""
     kind = SnapshotBuilder if contract.gold.kind == "snapshot" else AggregateBuilder
     return kind(contract, chunk_rows, spill_dir=spill_dir, parts=parts)
-
-
-def build_gold(contract: Contract, silver: pa.Table, day: str) -> pa.Table:
-    """Gold from a silver table already in memory (the builders fold it all the same)."""
-    builder = gold_builder(contract)
-    builder.add(silver)
-    return builder.result(day)
