@@ -125,6 +125,7 @@ def _find_marked_utf8(name: str) -> codecs.CodecInfo | None:
     if name != MARKED_UTF8:
         return None
     utf8 = codecs.lookup("utf-8")
+
     def decode(data: bytes, errors: str = "strict") -> tuple[str, int]:
         return codecs.utf_8_decode(data, MARKED_UTF8, True)
 
