@@ -1,5 +1,8 @@
 # m7etl — every set-up step lives here, so a fresh machine needs only `make demo` / `make test`.
-PYTHON ?= python3
+# Python 3.12 when the machine has it: MWAA's Airflow 3.0.6 runs on 3.12, and its constraints
+# file (constraints/) is the 3.12 one. Any python3 >= 3.11 works for the core.
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
+	$(shell command -v python3.12 >/dev/null 2>&1 && python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null) python3)
 VENV := .venv
 BIN := $(VENV)/bin
 WORK := .work
