@@ -86,7 +86,7 @@ def process_gold(storage: Storage, contract: Contract, day: str, *,
         if storage.exists(key):
             storage.delete([key])
         return GoldResult(contract.dataset, day, None, GOLD_NO_INPUT)
-    silver_bytes = sum(o.size for o in listed if o.key in set(silver_keys))
+    silver_bytes = sum(o.size for o in listed if o.key.endswith(".parquet"))
     parts = spill_parts(contract.gold.kind, silver_bytes)
     rows_out = 0
     with tempfile.TemporaryDirectory(prefix="m7-s2g-", dir=tmp_dir) as tmp:
