@@ -1,4 +1,4 @@
-"""Stable partition numbers for Arrow values, to spill a large aggregation to disk.
+"""Stable partition numbers for Arrow values, to spill a large gold computation to disk.
 
 Equal values always get the same partition, whatever array, batch or offset they come
 in, so work split by partition can be finished one partition at a time. Strings are
