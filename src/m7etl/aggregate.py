@@ -112,7 +112,7 @@ class SnapshotBuilder(_Folding):
     def __init__(self, contract: Contract, chunk_rows: int | None = None, *,
                  spill_dir: Path | None = None, parts: int = 1):
         super().__init__(contract, chunk_rows)
-        self.spill = Spill(spill_dir, "snapshot", parts) if spill_dir is not None and parts > 1 else None
+        self.spill = Spill.when_needed(spill_dir, "snapshot", parts)
         self._kept: pa.Table | None = None
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
@@ -180,8 +180,7 @@ class _DistinctCounter:
     def __init__(self, keys: list[str], column: str, spill_dir: Path | None = None, parts: int = 1):
         self.keys, self.column = keys, column
         self.names = [*keys, column]
-        self.spill = Spill(spill_dir, f"distinct-{column}", parts) \
-            if spill_dir is not None and parts > 1 else None
+        self.spill = Spill.when_needed(spill_dir, f"distinct-{column}", parts)
         self._rows: list[pa.Table] = []
 
     def add(self, chunk: pa.Table) -> None:

@@ -99,11 +99,12 @@ def _decode_head(head: bytes, encoding: str, complete: bool) -> str | None:
         return None
 
 
-# A UTF-8 file whose row with the wrong number of fields holds bytes that are not UTF-8
-# cannot be read plainly: Arrow must decode that row to hand it over, and fails. It is read
-# again through this codec, which turns each such byte into U+F780 + byte (private use
-# area, valid UTF-8), so every row parses and the marked ones are rejected with their
-# bytes shown as \xNN. Only that retry pays for the transcoding.
+# A file proven UTF-8 (BOM, or UTF-8 characters in its head) that holds bytes that are not
+# UTF-8 stops Arrow's read (a string conversion error, or a parse error when the row has
+# the wrong number of fields: Arrow must decode it to hand it over). It is read again
+# through this codec, which turns each such byte into U+F780 + byte (private use area,
+# valid UTF-8), so every row parses and the marked ones are rejected with their bytes
+# shown as \xNN. Only that retry pays for the transcoding.
 MARKED_UTF8 = "m7etl_utf8_marked"
 _MARK = 0xF780
 _MARKS = "[\uF780-\uF87F]"
@@ -318,45 +319,21 @@ def text_stream(raw, is_gzip: bool) -> pa.NativeFile:
     return pa.CompressedInputStream(native, "gzip") if is_gzip else native
 
 
-def _is_utf8(column: pa.Array) -> bool:
-    try:
-        column.validate(full=True)  # Arrow's UTF-8 check of the whole buffer
-    except pa.ArrowInvalid:
-        return False
-    return True
-
-
-def _as_binary(column: pa.Array) -> pa.Array:
-    """The same buffers seen as bytes (no copy, no UTF-8 check)."""
-    return pa.Array.from_buffers(pa.binary(), len(column), column.buffers(),
-                                 null_count=column.null_count, offset=column.offset)
-
-
-def split_undecodable(batch: pa.RecordBatch, lines: np.ndarray, *, marked: bool = False
+def split_undecodable(batch: pa.RecordBatch, lines: np.ndarray
                       ) -> tuple[pa.RecordBatch, np.ndarray, list[tuple[int, str, str, str]]]:
-    """Take out the rows holding bytes that are not UTF-8, as rejects (Python touches only
-    the columns Arrow's check refuses, and only those rows are decoded for the report).
-    ``marked``: the text went through MARKED_UTF8, so those bytes are marks, not bad bytes."""
+    """Take out the rows whose text went through MARKED_UTF8 with marks in it (bytes that
+    are not UTF-8), as rejects with those bytes written as \\xNN."""
     first_bad: dict[int, str] = {}
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        if marked:
-            hits = pc.fill_null(pc.match_substring_regex(column, _MARKS), False)
-            for row in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):
-                first_bad.setdefault(int(row), name)
-        elif not _is_utf8(column):
-            for row, value in enumerate(_as_binary(column).to_pylist()):
-                try:
-                    value.decode("utf-8")
-                except UnicodeDecodeError:
-                    first_bad.setdefault(row, name)
+        hits = pc.fill_null(pc.match_substring_regex(column, _MARKS), False)
+        for row in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):
+            first_bad.setdefault(int(row), name)
     if not first_bad:
         return batch, lines, []
     rows = sorted(first_bad)
-    taken = pa.RecordBatch.from_arrays([_as_binary(c).take(pa.array(rows)) for c in batch.columns],
-                                       names=batch.schema.names).to_pylist()
     entries = []
-    for row, values in zip(rows, taken, strict=True):
-        record = {k: render_marks(v.decode("utf-8", "backslashreplace")) for k, v in values.items()}
+    for row, values in zip(rows, batch.take(pa.array(rows)).to_pylist(), strict=True):
+        record = {k: render_marks(v) for k, v in values.items()}
         column = first_bad[row]
         entries.append((int(lines[row]), column, record[column], json.dumps(record, ensure_ascii=False)))
     keep = np.ones(batch.num_rows, dtype=bool)
@@ -411,21 +388,17 @@ def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> I
         delimiter=dialect.delimiter, quote_char='"', double_quote=True,
         newlines_in_values=True, invalid_row_handler=on_invalid,
     )
-    # A file proven UTF-8 keeps its rows holding other bytes as rejects; for any other file
-    # such bytes stop the read, and the caller tries the contract's next encoding.
-    row_level = dialect.encoding == "utf-8" and dialect.utf8_proven
     convert_options = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in dialect.columns},
         strings_can_be_null=False, quoted_strings_can_be_null=False,
-        check_utf8=not row_level or dialect.mark_undecodable,
     )
     reader = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
                             convert_options=convert_options)
     for batch in reader:
         lines, invalid = positions.place(_newlines(batch))
         undecodable = []
-        if row_level:
-            batch, lines, undecodable = split_undecodable(batch, lines, marked=dialect.mark_undecodable)
+        if dialect.mark_undecodable:
+            batch, lines, undecodable = split_undecodable(batch, lines)
         yield Batch(batch, lines, invalid, undecodable)
     # Invalid rows after the last good row.
     _lines, invalid = positions.place(np.zeros(0, dtype=np.int64))

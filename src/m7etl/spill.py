@@ -22,6 +22,11 @@ class Spill:
         self.folder, self.name, self.parts = folder, name, parts
         self._writers: list[pq.ParquetWriter] = []
 
+    @classmethod
+    def when_needed(cls, folder: Path | None, name: str, parts: int) -> Spill | None:
+        """A spill when there is a folder and more than one part, else None (stay in memory)."""
+        return cls(folder, name, parts) if folder is not None and parts > 1 else None
+
     def _path(self, part: int) -> Path:
         return self.folder / f"{self.name}-{part}.parquet"
 
