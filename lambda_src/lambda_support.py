@@ -104,7 +104,7 @@ def data_bucket(event_bucket: str | None = None) -> str:
 def s3_client():
     """One S3 client per execution environment, created on first use (not at import)."""
     if "s3" not in _clients:
-        from m7etl.aws import client
+        from m7etl.storage.aws import client
 
         _clients["s3"] = client("s3")
     return _clients["s3"]

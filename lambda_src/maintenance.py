@@ -32,7 +32,7 @@ from lambda_support import (
     text_field,
 )
 
-from m7etl.maintenance import RetentionPolicy, apply_retention
+from m7etl.core.retention import RetentionPolicy, apply_retention
 
 logger = Logger(service=service_name("maintenance"))
 metrics = Metrics(namespace=metrics_namespace(), service=service_name("maintenance"))

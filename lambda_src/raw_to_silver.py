@@ -34,8 +34,8 @@ from lambda_support import (
     text_field,
 )
 
-from m7etl.contracts import load_registry
-from m7etl.raw_to_silver import FileResult, Thresholds, process_raw_file
+from m7etl.core.contracts import load_registry
+from m7etl.core.raw_to_silver import FileResult, Thresholds, process_raw_file
 
 logger = Logger(service=service_name("raw_to_silver"))
 metrics = Metrics(namespace=metrics_namespace(), service=service_name("raw_to_silver"))

@@ -27,9 +27,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from lambda_support import EventError, env_text, metrics_namespace, service_name, storage
 
-from m7etl import mwaa
-from m7etl.contracts import load_registry
-from m7etl.ingest import ALREADY, IGNORED, INGESTED, QUARANTINED, IngestResult, ingest
+from m7etl.core.contracts import load_registry
+from m7etl.core.ingest import ALREADY, IGNORED, INGESTED, QUARANTINED, IngestResult, ingest
+from m7etl.orchestration import mwaa
 
 logger = Logger(service=service_name("s3_event"))
 metrics = Metrics(namespace=metrics_namespace(), service=service_name("s3_event"))

@@ -27,9 +27,9 @@ from lambda_support import (
     text_field,
 )
 
-from m7etl import layout
-from m7etl.contracts import Contract, load_registry
-from m7etl.silver_to_gold import GoldResult, process_gold
+from m7etl.core import layout
+from m7etl.core.contracts import Contract, load_registry
+from m7etl.core.silver_to_gold import GoldResult, process_gold
 
 logger = Logger(service=service_name("silver_to_gold"))
 metrics = Metrics(namespace=metrics_namespace(), service=service_name("silver_to_gold"))

@@ -39,8 +39,8 @@ def _cpu_seconds() -> float:
 
 
 def run_m7etl(path: Path, out: Path) -> dict:
-    from m7etl.contracts import load_registry
-    from m7etl.raw_to_silver import Thresholds, process_raw_file
+    from m7etl.core.contracts import load_registry
+    from m7etl.core.raw_to_silver import Thresholds, process_raw_file
     from m7etl.storage import LocalStorage
 
     storage = LocalStorage(out)
@@ -55,8 +55,8 @@ def run_m7etl(path: Path, out: Path) -> dict:
 
 def run_m7etl_gold(path: Path, out: Path) -> dict:
     """silver -> gold over the silver the raw->silver contender wrote (same folder)."""
-    from m7etl.contracts import load_registry
-    from m7etl.silver_to_gold import process_gold
+    from m7etl.core.contracts import load_registry
+    from m7etl.core.silver_to_gold import process_gold
     from m7etl.storage import LocalStorage
 
     dataset = path.name.split("_")[0]
@@ -94,7 +94,7 @@ def run_pandas(path: Path, out: Path) -> dict:
     """What a first script looks like: read, coerce, a few checks, write."""
     import pandas as pd
 
-    from m7etl.contracts import load_registry
+    from m7etl.core.contracts import load_registry
 
     contract = load_registry().identify(path.name)[0]
     df = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="skip")
@@ -143,8 +143,8 @@ def child(name: str, path: Path, out: Path) -> None:
 
 
 def generate(dataset: str, size_mb: float, fault_rate: float) -> Path:
-    from m7etl.contracts import load_registry
-    from m7etl.sample import FAULT_KINDS, SampleOptions, write_sample
+    from m7etl.core.contracts import load_registry
+    from m7etl.devtools.sample import FAULT_KINDS, SampleOptions, write_sample
 
     folder = WORK / f"{dataset}-{int(size_mb)}mb-{fault_rate}"
     contract = load_registry()[dataset]

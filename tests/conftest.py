@@ -8,7 +8,7 @@ import uuid
 import boto3
 import pytest
 
-from m7etl.contracts import load_registry
+from m7etl.core.contracts import load_registry
 from m7etl.storage import LocalStorage, S3Storage
 
 

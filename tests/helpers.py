@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip as gzip_module
 from pathlib import Path
 
-from m7etl.contracts import parse_contract
+from m7etl.core.contracts import parse_contract
 
 # The shared folder (test data such as csv-spectrum) lies beside the clone, here and in CI.
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from m7etl.cli import cli
-from m7etl.sample import write_demo_set
+from m7etl.devtools.sample import write_demo_set
 
 DAY = "20250501"
 

@@ -11,7 +11,7 @@ from helpers import csv_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m7etl.raw_to_silver import Thresholds, process_raw_file
+from m7etl.core.raw_to_silver import Thresholds, process_raw_file
 from m7etl.storage import LocalStorage
 
 GOOD = ["1", "TF1", "general", "fr", "true", "basic", "1990-01-01", "2025-05-01 00:00:00"]

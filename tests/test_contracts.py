@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from m7etl.contracts import load_contract_file, load_registry, parse_contract
+from m7etl.core.contracts import load_contract_file, load_registry, parse_contract
 from m7etl.exceptions import ContractError
 
 MINIMAL = {

@@ -8,7 +8,7 @@ import json
 import pytest
 from helpers import SHARED, string_contract
 
-from m7etl.csvread import peek, read_batches, sniff, text_stream
+from m7etl.core.csvread import peek, read_batches, sniff, text_stream
 
 SPECTRUM = SHARED / "testdata" / "csv-spectrum"
 # Upstream erratum: csv-spectrum 2.0.0's location_coordinates.json gives the phone number

@@ -8,10 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from m7etl import aggregate, silver_to_gold
-from m7etl.aggregate import gold_schema
-from m7etl.silver_to_gold import process_gold
-from m7etl.validate import silver_schema
+from m7etl.core import silver_to_gold
+from m7etl.core.gold import builders as aggregate
+from m7etl.core.gold.builders import gold_schema
+from m7etl.core.silver_to_gold import process_gold
+from m7etl.core.validate import silver_schema
 
 
 @pytest.fixture(params=["one chunk", "many chunks", "spilled"])

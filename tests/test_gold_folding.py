@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m7etl.aggregate import BUSINESS_DATE, gold_builder, gold_schema
-from m7etl.contracts import parse_contract
-from m7etl.partition import partition_of
-from m7etl.spill import Spill
+from m7etl.core.contracts import parse_contract
+from m7etl.core.gold.builders import BUSINESS_DATE, gold_builder, gold_schema
+from m7etl.core.gold.partition import partition_of
+from m7etl.core.gold.spill import Spill
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from m7etl.ingest import ingest
+from m7etl.core.ingest import ingest
 
 
 def test_a_landed_file_moves_to_raw_under_the_day_in_its_name(storage, registry):
@@ -41,7 +41,7 @@ def test_keys_outside_landing_and_other_files_are_ignored(storage, registry):
 
 
 def test_plain_and_gzipped_files_of_one_day_write_distinct_outputs():
-    from m7etl import layout
+    from m7etl.core import layout
 
     plain = layout.silver_key("20250501", "Viewing", "raw/20250501/Viewing_20250501.csv")
     gzipped = layout.silver_key("20250501", "Viewing", "raw/20250501/Viewing_20250501.csv.gz")

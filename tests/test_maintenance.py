@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from m7etl.exceptions import ConfigurationError
-from m7etl.maintenance import (
+from m7etl.core.retention import (
     DAY_S,
     RetentionPolicy,
     apply_retention,
     category,
     plan_retention,
 )
+from m7etl.exceptions import ConfigurationError
 from m7etl.storage import LocalStorage, ObjectInfo
 
 NOW = datetime(2025, 9, 1, tzinfo=UTC)

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from m7etl import validate as V
-from m7etl.contracts import load_registry, parse_contract
+from m7etl.core import validate as V
+from m7etl.core.contracts import load_registry, parse_contract
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

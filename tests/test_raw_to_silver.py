@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import csv_bytes
 
-from m7etl import layout
-from m7etl.raw_to_silver import Thresholds, _prefetch, process_raw_file
+from m7etl.core import layout
+from m7etl.core.raw_to_silver import Thresholds, _prefetch, process_raw_file
 
 HEADER = ["channel_id", "channel_name", "genre", "language", "is_hd", "package", "launched_on",
           "updated_at"]
@@ -110,8 +110,9 @@ def test_the_handled_undecodable_row_leaves_no_traceback_on_stderr(tmp_path):
     (tmp_path / KEY).parent.mkdir(parents=True)
     body = [HEADER] + rows(5000) + [["9998", "Télé", "general"]]
     (tmp_path / KEY).write_bytes(csv_bytes(body, encoding="cp1252"))
-    code = ("import sys; from m7etl.storage import LocalStorage; from m7etl.contracts import load_registry;"
-            "from m7etl.raw_to_silver import process_raw_file;"
+    code = ("import sys; from m7etl.storage import LocalStorage;"
+            "from m7etl.core.contracts import load_registry;"
+            "from m7etl.core.raw_to_silver import process_raw_file;"
             f"r = process_raw_file(LocalStorage(sys.argv[1]), {KEY!r}, load_registry());"
             "print(r.status, r.rows_rejected)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
@@ -233,7 +234,7 @@ def test_reprocessing_writes_the_same_objects(storage, registry):
 
 
 def test_streaming_in_small_blocks_gives_the_same_result(local_storage, registry, monkeypatch):
-    import m7etl.csvread as csvread
+    import m7etl.core.csvread as csvread
 
     data = [HEADER] + rows(3000) + [["2", '"a\nb"', "general", "fr", "1", "", "", "2025-05-01 00:00:00"],
                                     ["x", "bad"]] + rows(3000, start=5000)
@@ -242,7 +243,7 @@ def test_streaming_in_small_blocks_gives_the_same_result(local_storage, registry
     big = parquet(local_storage, whole.outputs["silver"])
     monkeypatch.setattr(csvread, "BLOCK_SIZE", 4096)
     original = csvread.read_batches
-    monkeypatch.setattr("m7etl.raw_to_silver.read_batches",
+    monkeypatch.setattr("m7etl.core.raw_to_silver.read_batches",
                         lambda stream, dialect: original(stream, dialect, block_size=4096))
     small = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
     assert (small.rows_read, small.rows_valid, small.rows_rejected) == (6002, 6001, 1)

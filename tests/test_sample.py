@@ -20,15 +20,15 @@ from click.testing import CliRunner
 
 from m7etl.cli.errors import ErrorBoundaryGroup
 from m7etl.cli.sample import command
-from m7etl.contracts import Column, Contract, Rules, load_registry, parse_contract
-from m7etl.exceptions import UsageError
-from m7etl.sample import (
+from m7etl.core.contracts import Column, Contract, Rules, load_registry, parse_contract
+from m7etl.devtools.sample import (
     FAULT_KINDS,
     SampleOptions,
     applicable_faults,
     write_demo_set,
     write_sample,
 )
+from m7etl.exceptions import UsageError
 
 DAY = "20250501"
 REGISTRY = load_registry()
@@ -290,7 +290,7 @@ def test_single_fault_kind_only(tmp_path):
 
 
 def test_faults_across_chunks_and_with_size_target(tmp_path, monkeypatch):
-    import m7etl.sample as sample
+    import m7etl.devtools.sample as sample
     monkeypatch.setattr(sample, "CHUNK_ROWS", 700)
     contract = REGISTRY["Viewing"]
     opts = SampleOptions(rows=None, size_mb=0.4, seed=8,

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from m7etl.contracts import parse_contract
-from m7etl.validate import silver_schema, validate_batch
+from m7etl.core.contracts import parse_contract
+from m7etl.core.validate import silver_schema, validate_batch
 
 CONTRACT = parse_contract({
     "dataset": "Box",

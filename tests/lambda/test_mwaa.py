@@ -1,4 +1,4 @@
-"""m7etl.mwaa.trigger_dag against the MWAA stand-in: both protocols, every outcome."""
+"""m7etl.orchestration.mwaa.trigger_dag against the MWAA stand-in: both protocols, every outcome."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from m7etl.mwaa import ALREADY_EXISTS, CLI, REST_API, TRIGGERED, TriggerError, trigger_dag
+from m7etl.orchestration.mwaa import ALREADY_EXISTS, CLI, REST_API, TRIGGERED, TriggerError, trigger_dag
 
 ENV, DAG = "m7-etl-mwaa-test", "m7_etl_pipeline"
 CONF = {"date": "20250501", "raw_keys": ["raw/20250501/Device_20250501.csv"]}

@@ -9,7 +9,7 @@ import s3_event
 from lambda_support import EventError
 from lambda_testkit import BUCKET, device_csv, emf_records, keys, load_event, put
 
-from m7etl.mwaa import TriggerError
+from m7etl.orchestration.mwaa import TriggerError
 
 EPG = b"programme_id,channel_id,title,category,start_time,end_time\n"
 
@@ -104,10 +104,10 @@ def test_refused_trigger_fails_the_invocation_after_filing_the_files(s3, standin
 
 @pytest.mark.parametrize("mode", ["unsupported", "denied"])
 def test_falls_back_to_the_cli_token(s3, standin, context, monkeypatch, mode):
-    import m7etl.mwaa
+    import m7etl.orchestration.mwaa
 
     standin.rest_mode = mode
-    monkeypatch.setattr(m7etl.mwaa, "urllib_post", standin.http)
+    monkeypatch.setattr(m7etl.orchestration.mwaa, "urllib_post", standin.http)
     put(s3, "landing/Device_20250501.csv", device_csv(rows=3))
     out = s3_event.handler(load_event("s3_put_single.json"), context)
     (trigger,) = out["triggers"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from m7etl.runner import run_pipeline
-from m7etl.sample import SampleOptions, write_sample
+from m7etl.devtools.sample import SampleOptions, write_sample
+from m7etl.local.runner import run_pipeline
 from m7etl.storage import LocalStorage
 from m7etl.warehouse import sql
 from warehouse.support import DAY1, DAY2, PASSWORD, SECRET_ID, STAGE
@@ -61,7 +61,7 @@ def conn(fake_snowflake, data_dir):
     """A fakesnow connection in M7_ETL.GOLD with the stage over the data folder's gold/."""
     import snowflake.connector
 
-    from m7etl.warehouse.local import stage_url
+    from m7etl.local.warehouse import stage_url
 
     connection = snowflake.connector.connect(database="M7_ETL", schema="GOLD")
     connection.cursor().execute(sql.create_stage_sql(STAGE, stage_url(data_dir)))

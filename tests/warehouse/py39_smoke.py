@@ -22,7 +22,7 @@ import snowflake.connector.pandas_tools as pandas_tools  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
 import m7etl.warehouse.job as job  # noqa: E402
-from m7etl.contracts import load_registry  # noqa: E402
+from m7etl.core.contracts import load_registry  # noqa: E402
 from m7etl.storage import LocalStorage  # noqa: E402
 from m7etl.warehouse import sql  # noqa: E402
 from m7etl.warehouse.loader import LOADED, load_day  # noqa: E402

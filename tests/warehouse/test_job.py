@@ -142,7 +142,7 @@ def test_glue_script_loads_from_s3_with_the_fallback(aws, fake_snowflake, monkey
 def test_run_job_copy_path(secrets_client, fake_snowflake, source, data_dir, registry):
     import snowflake.connector
 
-    from m7etl.warehouse.local import stage_url
+    from m7etl.local.warehouse import stage_url
 
     def connect(settings, password):
         assert password == PASSWORD

@@ -150,7 +150,7 @@ def test_count_mismatch_rolls_back(conn, registry, source, data_dir, stage):
 def test_both_paths_load_the_same_rows(fake_snowflake, data_dir, registry, source):
     import snowflake.connector
 
-    from m7etl.warehouse.local import stage_url
+    from m7etl.local.warehouse import stage_url
 
     tables = {}
     for database, stage in (("VIA_COPY", STAGE), ("VIA_PANDAS", None)):

@@ -8,8 +8,8 @@ import re
 from click.testing import CliRunner
 
 from m7etl.cli import cli
-from m7etl.sample import SampleOptions, write_sample
-from m7etl.warehouse.local import stage_url
+from m7etl.devtools.sample import SampleOptions, write_sample
+from m7etl.local.warehouse import stage_url
 from warehouse.support import DAY1
 
 LOAD_KEYS = {"dataset", "day", "status", "table", "rows_in_file", "rows_loaded", "source_key",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from m7etl.warehouse import bundle
+from m7etl.deploy import glue_bundle as bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "glue_src" / "gold_to_snowflake.py"
@@ -56,11 +56,13 @@ def test_the_script_imports_only_the_job_module():
 def test_the_glue_modules_are_the_expected_ones():
     names = bundle.module_closure()
     assert names == [
-        "m7etl", "m7etl.aws", "m7etl.contracts", "m7etl.exceptions", "m7etl.layout",
-        "m7etl.storage", "m7etl.warehouse", "m7etl.warehouse.connect", "m7etl.warehouse.job",
-        "m7etl.warehouse.loader", "m7etl.warehouse.secrets", "m7etl.warehouse.sql",
+        "m7etl", "m7etl.core", "m7etl.core.contracts", "m7etl.core.layout", "m7etl.exceptions",
+        "m7etl.storage", "m7etl.storage.aws", "m7etl.warehouse", "m7etl.warehouse.connect",
+        "m7etl.warehouse.job", "m7etl.warehouse.loader", "m7etl.warehouse.secrets",
+        "m7etl.warehouse.sql",
     ]
-    for not_39 in ("m7etl.aggregate", "m7etl.validate", "m7etl.runner", "m7etl.warehouse.local"):
+    for not_39 in ("m7etl.core.gold.builders", "m7etl.core.validate", "m7etl.local.runner",
+                   "m7etl.local.warehouse"):
         assert not_39 not in names
 
 
@@ -125,7 +127,7 @@ def test_vermin_catches_what_the_core_uses():
         pytest.skip("vermin is not installed")
     src = ROOT / "src" / "m7etl"
     result = subprocess.run([str(vermin), "-t=3.9-", "--violations", "--no-tips",
-                             str(src / "runner.py")], capture_output=True, text=True, check=False)
+                             str(src / "local" / "runner.py")], capture_output=True, text=True, check=False)
     assert result.returncode != 0
     assert "datetime.UTC" in result.stdout
 

@@ -17,7 +17,7 @@ def test_reads_the_json_secret_the_stack_writes(secrets_client):
 
 
 def test_default_client_reaches_the_same_secret(secrets_client):
-    assert read_password(SECRET_ID) == PASSWORD  # m7etl.aws.client, under moto
+    assert read_password(SECRET_ID) == PASSWORD  # m7etl.storage.aws.client, under moto
 
 
 def test_accepts_a_plain_string_secret(secrets_client):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from m7etl.aggregate import gold_schema
-from m7etl.contracts import parse_contract
+from m7etl.core.contracts import parse_contract
+from m7etl.core.gold.builders import gold_schema
 from m7etl.exceptions import ConfigurationError
 from m7etl.warehouse import sql
 

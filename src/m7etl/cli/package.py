@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from m7etl.package import (
+from m7etl.core.execution_log import text_table
+from m7etl.deploy.artefacts import (
     ARCHS,
     BUDGET,
     DEFAULT_ARCH,
@@ -17,7 +18,6 @@ from m7etl.package import (
     build_all,
     size_rows,
 )
-from m7etl.report import text_table
 
 
 @click.command("package")

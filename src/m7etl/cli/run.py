@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from m7etl.contracts import load_registry
+from m7etl.core.contracts import load_registry
+from m7etl.core.execution_log import text_table
+from m7etl.core.layout import raw_prefix
+from m7etl.core.raw_to_silver import Thresholds
 from m7etl.exceptions import UsageError
-from m7etl.layout import raw_prefix
-from m7etl.raw_to_silver import Thresholds
-from m7etl.report import text_table
-from m7etl.runner import new_run_id, run_pipeline
+from m7etl.local.runner import new_run_id, run_pipeline
 from m7etl.storage import LocalStorage
 
 DEFAULT_DATA_DIR = Path(".work") / "data"
@@ -68,7 +68,7 @@ def command(local: bool, data_dir: Path, day: str | None, error_threshold: float
     run_id = new_run_id()  # one id for the execution log and the warehouse's LOAD_AUDIT
     after_day = None
     if not no_load:
-        from m7etl.warehouse.local import LocalWarehouse  # fakesnow: imported only when loading
+        from m7etl.local.warehouse import LocalWarehouse  # fakesnow: imported only when loading
 
         after_day = LocalWarehouse(data_dir, warehouse_dir, registry, run_id=run_id)
 

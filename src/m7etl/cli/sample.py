@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 
 import click
 
-from m7etl.contracts import load_registry
-from m7etl.exceptions import UsageError
-from m7etl.layout import parse_day
-from m7etl.sample import (
+from m7etl.core.contracts import load_registry
+from m7etl.core.layout import parse_day
+from m7etl.devtools.sample import (
     FAULT_KINDS,
     SampleManifest,
     SampleOptions,
@@ -17,6 +16,7 @@ from m7etl.sample import (
     write_demo_set,
     write_sample,
 )
+from m7etl.exceptions import UsageError
 
 
 def _parse_rate(text: str, what: str) -> float:

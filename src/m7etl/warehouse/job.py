@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from m7etl import layout
+from m7etl.core import layout
 from m7etl.exceptions import ConfigurationError, M7Error, UsageError
 from m7etl.warehouse.connect import SnowflakeSettings
 from m7etl.warehouse.loader import FAILED, LOADED, LoadError, LoadResult, load_day
@@ -120,7 +120,7 @@ def run_job(config: JobConfig, *, read_password: Callable[[str], str] | None = N
 
     Each collaborator can be passed in (tests give moto, fakesnow and a local folder).
     """
-    from m7etl.contracts import load_registry
+    from m7etl.core.contracts import load_registry
     from m7etl.storage import open_storage
     from m7etl.warehouse.connect import connect_snowflake
     from m7etl.warehouse.secrets import read_password as default_read_password

@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from m7etl import layout
-from m7etl.contracts import Contract
+from m7etl.core import layout
+from m7etl.core.contracts import Contract
 from m7etl.exceptions import M7Error, UsageError
 from m7etl.warehouse import sql
 

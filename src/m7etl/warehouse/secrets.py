@@ -62,7 +62,7 @@ def read_password(secret_id: str, *, client=None) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
     if client is None:
-        from m7etl.aws import client as make_client
+        from m7etl.storage.aws import client as make_client
 
         client = make_client("secretsmanager")
     try:

@@ -5,7 +5,7 @@ contract's snake_case names, unquoted (Snowflake stores them in upper case, and 
 matches the Parquet columns with ``MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE``). Types are
 mapped explicitly from the contract, never inferred from a file.
 
-The gold column list is derived here from the contract, not from ``m7etl.aggregate``
+The gold column list is derived here from the contract, not from ``m7etl.core.gold.builders``
 (which needs Python 3.10+); a test keeps both in step.
 
 This module must stay valid on Python 3.9 (the Glue job imports it).
@@ -17,8 +17,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from m7etl import layout
-from m7etl.contracts import Contract
+from m7etl.core import layout
+from m7etl.core.contracts import Contract
 from m7etl.exceptions import ConfigurationError
 
 BUSINESS_DATE = "business_date"

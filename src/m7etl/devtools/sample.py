@@ -44,9 +44,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from m7etl.contracts import Column, Contract, Registry, load_registry
+from m7etl.core.contracts import Column, Contract, Registry, load_registry
+from m7etl.core.layout import parse_day
 from m7etl.exceptions import UsageError
-from m7etl.layout import parse_day
 
 FAULT_KINDS = ("wrong_type", "missing_required", "out_of_range", "duplicate_key",
                "wrong_column_count", "bad_date")

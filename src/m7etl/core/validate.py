@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from m7etl.contracts import DEFAULT_FORMATS, Column, Contract, Rules
+from m7etl.core.contracts import DEFAULT_FORMATS, Column, Contract, Rules
 
 ARROW_TYPES = {
     "string": pa.string(),

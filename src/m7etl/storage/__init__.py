@@ -162,7 +162,7 @@ class S3Storage:
 
     def __init__(self, bucket: str, client=None):
         if client is None:
-            from m7etl.aws import client as make_client
+            from m7etl.storage.aws import client as make_client
 
             client = make_client("s3")
         self.bucket = bucket

@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from m7etl import layout
-from m7etl.contracts import Registry
+from m7etl.core import layout
+from m7etl.core.contracts import Registry
+from m7etl.core.execution_log import text_table
 from m7etl.exceptions import UsageError
-from m7etl.report import text_table
-from m7etl.runner import DayResult, new_run_id
+from m7etl.local.runner import DayResult, new_run_id
 from m7etl.storage import LocalStorage
 from m7etl.warehouse import sql
 from m7etl.warehouse.connect import LOCAL_DATABASE, LOCAL_SCHEMA, local_connection

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from m7etl import layout
-from m7etl.aggregate import gold_builder, gold_schema, needed_columns
-from m7etl.contracts import Contract
+from m7etl.core import layout
+from m7etl.core.contracts import Contract
+from m7etl.core.gold.builders import gold_builder, gold_schema, needed_columns
 from m7etl.storage import Storage
 
 GOLD_OK = "ok"

@@ -33,8 +33,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from m7etl.deploy.glue_bundle import BUNDLE_NAME, bundle_files
 from m7etl.exceptions import M7Error
-from m7etl.warehouse.bundle import BUNDLE_NAME, bundle_files
 
 HANDLERS = ("raw_to_silver", "silver_to_gold", "s3_event", "maintenance")
 LAYER = "etl-dependencies"
@@ -42,7 +42,7 @@ GLUE_DIR = "glue"  # s3://<code bucket>/glue/, where the stack's Glue job reads 
 GLUE_SCRIPT = "gold_to_snowflake.py"
 CORE_PACKAGE = "m7etl"
 FORBIDDEN = ("m7etl.cli", "m7etl.deploy")
-DATA_FILES = {"m7etl.contracts": ("datasets/*.yaml",)}
+DATA_FILES = {"m7etl.core.contracts": ("datasets/*.yaml",)}
 RUNTIMES = {"python3.12": "3.12", "python3.13": "3.13"}
 ARCHS = {"x86_64": "x86_64", "arm64": "aarch64"}
 DEFAULT_RUNTIME = "python3.12"
@@ -101,7 +101,7 @@ class Artefact:
 # -- locations -------------------------------------------------------------------------
 def project_root(start: Path | None = None) -> Path:
     """The checkout holding ``lambda_src/`` and ``src/m7etl`` (cwd first, then this file's)."""
-    for candidate in (start or Path.cwd(), Path(__file__).resolve().parents[2]):
+    for candidate in (start or Path.cwd(), Path(__file__).resolve().parents[3]):
         if (candidate / "lambda_src").is_dir() and (candidate / "src" / CORE_PACKAGE).is_dir():
             return candidate.resolve()
     raise PackageError("Cannot find lambda_src/ and src/m7etl/.",
@@ -421,7 +421,7 @@ def check_shared_libraries(root: Path) -> None:
             if lib not in present and not lib.startswith(SYSTEM_LIBS):
                 raise PackageError(
                     f"{path.relative_to(root)} needs {lib}, which the layer no longer holds.",
-                    hint="Stop stripping it (m7etl.package.STRIP_GLOBS).")
+                    hint="Stop stripping it (m7etl.deploy.artefacts.STRIP_GLOBS).")
 
 
 def tree_entries(root: Path, prefix: str) -> dict[str, Path]:
@@ -502,7 +502,7 @@ def check_budget(functions: list[Artefact], layer: Artefact | None,
                 f"{budget:,} (Lambda's limit {LAMBDA_UNZIPPED_LIMIT:,} with a "
                 f"{BUDGET_MARGIN:.0%} margin).",
                 hint="Drop a dependency from lambda_src/requirements-layer.txt or strip more "
-                     "of it (m7etl.package.STRIP_GLOBS).")
+                     "of it (m7etl.deploy.artefacts.STRIP_GLOBS).")
 
 
 def build_all(out_dir: Path, *, runtime: str = DEFAULT_RUNTIME, arch: str = DEFAULT_ARCH,

@@ -1,7 +1,7 @@
 """silver -> gold logic: a snapshot by key, or group-by aggregates, per contract.
 
 Pure Arrow computation over batches, except that a large day's rows may go through
-:class:`m7etl.spill.Spill` (files on local disk) to be finished one file at a time.
+:class:`m7etl.core.gold.spill.Spill` (files on local disk) to be finished one file at a time.
 
 Grain: a snapshot holds one row per primary key, the latest record winning (the
 contract's ``order_by`` columns, then the later file, then the later line); an aggregate
@@ -18,10 +18,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from m7etl.contracts import Contract
-from m7etl.partition import partition_of
-from m7etl.spill import Spill
-from m7etl.validate import ARROW_TYPES
+from m7etl.core.contracts import Contract
+from m7etl.core.gold.partition import partition_of
+from m7etl.core.gold.spill import Spill
+from m7etl.core.validate import ARROW_TYPES
 
 BUSINESS_DATE = "business_date"
 

@@ -23,18 +23,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from m7etl import layout
-from m7etl.contracts import Contract, Registry
-from m7etl.csvread import HEAD_BYTES, Dialect, peek, read_batches, sniff, text_stream
-from m7etl.exceptions import UnreadableFileError
-from m7etl.storage import Storage
-from m7etl.validate import (
+from m7etl.core import layout
+from m7etl.core.contracts import Contract, Registry
+from m7etl.core.csvread import HEAD_BYTES, Dialect, peek, read_batches, sniff, text_stream
+from m7etl.core.validate import (
     REJECTS_SCHEMA,
     column_count_rejects,
     encoding_rejects,
     silver_schema,
     validate_batch,
 )
+from m7etl.exceptions import UnreadableFileError
+from m7etl.storage import Storage
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed_threshold"

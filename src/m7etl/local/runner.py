@@ -13,19 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from m7etl import layout
-from m7etl.contracts import Registry
-from m7etl.exceptions import UsageError
-from m7etl.ingest import IGNORED, IngestResult, ingest
-from m7etl.raw_to_silver import (
+from m7etl.core import layout
+from m7etl.core.contracts import Registry
+from m7etl.core.execution_log import build_execution_log, utc_now, write_execution_log
+from m7etl.core.ingest import IGNORED, IngestResult, ingest
+from m7etl.core.raw_to_silver import (
     DEFAULT_THRESHOLDS,
     STATUS_QUARANTINED,
     FileResult,
     Thresholds,
     process_raw_file,
 )
-from m7etl.report import build_execution_log, utc_now, write_execution_log
-from m7etl.silver_to_gold import GoldResult, process_gold
+from m7etl.core.silver_to_gold import GoldResult, process_gold
+from m7etl.exceptions import UsageError
 from m7etl.storage import Storage
 
 

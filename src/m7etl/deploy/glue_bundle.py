@@ -20,7 +20,7 @@ PACKAGE_ROOT = Path(m7etl.__file__).resolve().parent  # .../m7etl
 SOURCE_ROOT = PACKAGE_ROOT.parent  # the folder holding m7etl/
 ENTRY_MODULE = "m7etl.warehouse.job"
 BUNDLE_NAME = "m7etl_glue.zip"
-DATA_GLOBS = ("contracts/datasets/*.yaml",)
+DATA_GLOBS = ("core/contracts/datasets/*.yaml",)
 
 
 def module_path(name: str) -> Path | None:
@@ -83,7 +83,7 @@ def bundle_files(entry: str = ENTRY_MODULE) -> list[tuple[str, Path]]:
     for name in module_closure(entry):
         path = module_path(name)
         files[path.relative_to(SOURCE_ROOT).as_posix()] = path
-    if "m7etl.contracts" in module_closure(entry):
+    if "m7etl.core.contracts" in module_closure(entry):
         for pattern in DATA_GLOBS:
             for path in PACKAGE_ROOT.glob(pattern):
                 files[path.relative_to(SOURCE_ROOT).as_posix()] = path
@@ -93,7 +93,7 @@ def bundle_files(entry: str = ENTRY_MODULE) -> list[tuple[str, Path]]:
 def build_glue_bundle(out_path: str | Path, entry: str = ENTRY_MODULE) -> Path:
     """Write the zip of the Glue job's modules to ``out_path``: the reproducible writer of
     ``m7etl package`` (which builds it as ``glue/m7etl_glue.zip``), so both give the same bytes."""
-    from m7etl.package import write_zip  # build-time only: not part of the bundle itself
+    from m7etl.deploy.artefacts import write_zip  # build-time only: not part of the bundle itself
 
     out = Path(out_path)
     write_zip(dict(bundle_files(entry)), out)

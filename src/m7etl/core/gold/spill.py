@@ -1,7 +1,7 @@
 """Rows spilled to local Parquet files by a partition number, and read back file by file.
 
 A large silver -> gold day sends its rows (or the columns a distinct count needs) here,
-split by a stable partition of their key (:func:`m7etl.partition.partition_of`), so each
+split by a stable partition of their key (:func:`m7etl.core.gold.partition.partition_of`), so each
 file holds whole groups and can be finished alone with one file's rows in memory.
 """
 

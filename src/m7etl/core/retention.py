@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from m7etl import layout
+from m7etl.core import layout
 from m7etl.exceptions import ConfigurationError, StorageError
 from m7etl.storage import ObjectInfo, Storage
 

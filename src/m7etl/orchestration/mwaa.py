@@ -99,7 +99,7 @@ def cli_command(dag_id: str, dag_run_id: str, conf: dict, logical_date: str | No
 
 
 def mwaa_client():
-    from m7etl.aws import client
+    from m7etl.storage.aws import client
 
     return client("mwaa")
 

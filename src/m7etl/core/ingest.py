@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from m7etl import layout
-from m7etl.contracts import Registry
+from m7etl.core import layout
+from m7etl.core.contracts import Registry
 from m7etl.storage import Storage
 
 INGESTED = "raw"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from m7etl import layout
+from m7etl.core import layout
 from m7etl.storage import Storage
 
 LOG_VERSION = 1

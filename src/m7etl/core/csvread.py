@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from m7etl.contracts import Contract
+from m7etl.core.contracts import Contract
 from m7etl.exceptions import UnreadableFileError
 
 HEAD_BYTES = 256 * 1024
