@@ -47,10 +47,12 @@ TEST_TOOLS = checkov-install $(if $(PY39),py39-venv)
 
 test: $(STAMP) $(TEST_TOOLS)  ## Lint, then run the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,6 +1,7 @@
 """Lambda ``maintenance``: the daily retention job over the data bucket.
 
-Scheduled daily (EventBridge). The payload::
+Scheduled daily (EventBridge). The payload
+(:class:`m7etl.orchestration.payloads.MaintenanceRequest`)::
 
     {
       "dry_run": false,          # optional; true lists what would be deleted, deletes nothing
@@ -16,57 +17,23 @@ keep forever). Returns counts and bytes freed; the full key list goes to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from lambda_support import (
-    EventError,
-    bool_field,
-    check_mapping,
-    env_text,
-    metrics_namespace,
-    service_name,
-    storage,
-    text_field,
-)
 
 from m7etl.core.retention import RetentionPolicy, apply_retention
+from m7etl.orchestration.clients import storage
+from m7etl.orchestration.payloads import MaintenanceRequest
+from m7etl.orchestration.settings import env_text, metrics_namespace, service_name
 
 logger = Logger(service=service_name("maintenance"))
 metrics = Metrics(namespace=metrics_namespace(), service=service_name("maintenance"))
-FIELDS = ("dry_run", "now")
 MAX_KEYS_RETURNED = 50
-
-
-@dataclass(frozen=True)
-class MaintenanceEvent:
-    dry_run: bool
-    now: datetime
-
-    @classmethod
-    def parse(cls, event: object) -> MaintenanceEvent:
-        if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
-            return cls(False, datetime.now(UTC))
-        event = check_mapping(event if event is not None else {}, FIELDS)
-        now_text = text_field(event, "now", required=False)
-        now = datetime.now(UTC)
-        if now_text:
-            try:
-                now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
-            except ValueError:
-                raise EventError("now", f"must be an ISO date or datetime, got {now_text!r}"
-                                 ) from None
-            if now.tzinfo is None:
-                now = now.replace(tzinfo=UTC)
-        return cls(bool_field(event, "dry_run"), now)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    request = MaintenanceEvent.parse(event)
+    request = MaintenanceRequest.parse(event)
     policy = RetentionPolicy.from_env()
     bucket = env_text("M7_DATA_BUCKET")
     logger.append_keys(bucket=bucket, dry_run=request.dry_run)

@@ -12,11 +12,11 @@ PY39_PINS := snowflake-connector-python==3.12.4 PyYAML==6.0.2 boto3==1.34.162 \
 .PHONY: glue-bundle lint-py39 py39-venv test-py39
 
 glue-bundle: $(STAMP)  ## Build build/glue/m7etl_glue.zip (the Glue job's --extra-py-files)
-	$(BIN)/python -c "from m7etl.deploy.glue_bundle import build_glue_bundle; print(build_glue_bundle('$(GLUE_BUNDLE)'))"
+	$(BIN)/python -c "from m7etl.deploy.glue import build_glue_bundle; print(build_glue_bundle('$(GLUE_BUNDLE)'))"
 
 lint-py39: $(STAMP)  ## vermin: the Glue script and every module it imports run on Python 3.9
 	$(BIN)/vermin -t=3.9- --violations --no-tips --eval-annotations glue_src/gold_to_snowflake.py \
-		$$($(BIN)/python -c "from m7etl.deploy.glue_bundle import bundle_files; print(' '.join(str(p) for n, p in bundle_files() if n.endswith('.py')))")
+		$$($(BIN)/python -c "from m7etl.deploy.glue import bundle_files; print(' '.join(str(p) for n, p in bundle_files() if n.endswith('.py')))")
 
 $(PY39_VENV)/bin/python:
 	@test -n "$(PY39)" || { echo "No python3.9 found: install one (pyenv install 3.9) or set PY39=..."; exit 1; }

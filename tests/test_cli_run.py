@@ -121,7 +121,7 @@ def test_run_requires_local():
 
 
 def test_the_local_load_replaces_the_day_and_shares_the_run_id(demo, tmp_path):
-    from m7etl.warehouse.connect import local_connection
+    from m7etl.local.warehouse import local_connection
 
     data, _ = demo
     warehouse = tmp_path / "warehouse"

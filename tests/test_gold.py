@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from m7etl.core import silver_to_gold
-from m7etl.core.gold import builders as aggregate
-from m7etl.core.gold.builders import gold_schema
+from m7etl.core.gold import folding as gold_folding
+from m7etl.core.gold import gold_schema
 from m7etl.core.silver_to_gold import process_gold
 from m7etl.core.validate import silver_schema
 
@@ -20,7 +20,7 @@ def folding(request, monkeypatch):
     """Gold from one fold of the whole day, from folds of 7 rows read 5 at a time, and
     through spill files of about a kilobyte of silver each."""
     if request.param != "one chunk":
-        monkeypatch.setattr(aggregate, "CHUNK_ROWS", 7)
+        monkeypatch.setattr(gold_folding, "CHUNK_ROWS", 7)
         monkeypatch.setattr(silver_to_gold, "BATCH_ROWS", 5)
     if request.param == "spilled":
         monkeypatch.setattr(silver_to_gold, "SPILL_FROM_BYTES", {"aggregate": 0, "snapshot": 0})

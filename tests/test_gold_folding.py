@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m7etl.core.contracts import parse_contract
-from m7etl.core.gold.builders import BUSINESS_DATE, gold_builder, gold_schema
+from m7etl.core.gold import BUSINESS_DATE, gold_builder, gold_schema
 from m7etl.core.gold.partition import partition_of
 from m7etl.core.gold.spill import Spill
 

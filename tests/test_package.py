@@ -39,7 +39,7 @@ from m7etl.deploy.artefacts import (
     check_shared_libraries,
     layer_requirements,
 )
-from m7etl.deploy.glue_bundle import build_glue_bundle
+from m7etl.deploy.glue import build_glue_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / ".work" / "wheels"
@@ -57,19 +57,26 @@ def functions(tmp_path_factory) -> Path:
 def test_function_zip_holds_the_handler_and_only_the_core_it_imports(functions):
     r2s = names(functions / "raw_to_silver.zip")
     assert r2s == sorted(r2s)
-    assert {"raw_to_silver.py", "lambda_support.py", "m7etl/__init__.py", "m7etl/storage/aws.py",
+    assert {"raw_to_silver.py", "m7etl/__init__.py", "m7etl/storage/aws.py",
+            "m7etl/orchestration/payloads.py", "m7etl/orchestration/settings.py",
+            "m7etl/orchestration/clients.py",
             "m7etl/core/raw_to_silver.py", "m7etl/core/csvread.py", "m7etl/core/validate.py",
             "m7etl/core/contracts/__init__.py", "m7etl/core/contracts/datasets/device.yaml"} <= set(r2s)
     for zip_name in package.HANDLERS:
         content = names(functions / f"{zip_name}.zip")
-        assert f"{zip_name}.py" in content
+        assert [n for n in content if "/" not in n] == [f"{zip_name}.py"]  # the handler alone
         assert not [n for n in content if n.startswith(("m7etl/cli/", "m7etl/deploy"))]
         assert not [n for n in content if n.endswith(".pyc") or "__pycache__" in n]
+        assert "m7etl/orchestration/clients.py" in content
     s3e = set(names(functions / "s3_event.zip"))
-    assert {"m7etl/orchestration/mwaa.py", "m7etl/core/ingest.py"} <= s3e
-    assert "m7etl/core/validate.py" not in s3e
+    assert {"m7etl/orchestration/mwaa.py", "m7etl/orchestration/landing.py",
+            "m7etl/orchestration/runs.py", "m7etl/core/ingest.py"} <= s3e
+    assert "m7etl/core/validate.py" not in s3e and "m7etl/core/raw_to_silver.py" not in s3e
     mnt = set(names(functions / "maintenance.zip"))
     assert "m7etl/core/retention.py" in mnt and "m7etl/core/contracts/__init__.py" not in mnt
+    assert "m7etl/orchestration/payloads.py" in mnt and "m7etl/orchestration/mwaa.py" not in mnt
+    for zip_name in ("raw_to_silver", "silver_to_gold", "maintenance"):
+        assert "m7etl/orchestration/landing.py" not in names(functions / f"{zip_name}.zip")
 
 
 def test_zip_entries_have_fixed_dates_and_normal_permissions(functions):

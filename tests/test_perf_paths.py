@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from m7etl.core import fastpaths as F
 from m7etl.core import validate as V
 from m7etl.core.contracts import load_registry, parse_contract
 
@@ -129,7 +130,7 @@ def test_every_day_of_the_calendar_and_batches_longer_than_a_chunk():
     stamps = [f"{d} {times[k % len(times)]}" for k, d in enumerate(days * 25)]
     stamps[::97] = ["2025-02-30 00:00:00"] * len(stamps[::97])
     stamps[::101] = ["2025-05-01T00:00:00"] * len(stamps[::101])
-    assert len(stamps) > 2 * V._CHUNK
+    assert len(stamps) > 2 * F.CHUNK
     assert_same_temporal(AT, stamps)
     dates = days * 10 + ["2023-02-29", "2023-2-28"] * 100
     assert_same_temporal(DAY, dates)
@@ -173,7 +174,7 @@ def sample_match(pattern: str, rng: np.random.Generator) -> str:
 @settings(SETTINGS, max_examples=120)
 @given(data=st.data())
 def test_fixed_patterns_match_like_re2(pattern, data):
-    spec = V._fixed_pattern(pattern)
+    spec = F.fixed_pattern(pattern)
     if spec is None:
         assert_same_match(pattern, data.draw(near(8, "0123456789.")))
         return
@@ -194,17 +195,17 @@ def test_fixed_patterns_match_like_re2(pattern, data):
 
 @pytest.mark.parametrize("pattern", UNSUPPORTED)
 def test_other_patterns_are_left_to_re2(pattern):
-    assert V._fixed_pattern(pattern) is None
+    assert F.fixed_pattern(pattern) is None
 
 
 def test_patterns_on_batches_longer_than_a_chunk():
     rng = np.random.default_rng(7)
-    values = [f"STB{n:09d}" for n in rng.integers(0, 10**9, 3 * V._CHUNK)]
+    values = [f"STB{n:09d}" for n in rng.integers(0, 10**9, 3 * F.CHUNK)]
     values[::13] = ["STB12345678"] * len(values[::13])
     values[::17] = [None] * len(values[::17])
     values[::19] = ["STB١٢٣٤٥٦٧٨٩"] * len(values[::19])
     assert_same_match("^STB[0-9]{9}$", values)
-    hexes = [f"{n:016x}" for n in rng.integers(0, 2**63, 2 * V._CHUNK)]
+    hexes = [f"{n:016x}" for n in rng.integers(0, 2**63, 2 * F.CHUNK)]
     hexes[::11] = ["0123456789ABCDEF"] * len(hexes[::11])
     assert_same_match("^[0-9a-f]{16}$", hexes)
 

@@ -290,8 +290,8 @@ def test_single_fault_kind_only(tmp_path):
 
 
 def test_faults_across_chunks_and_with_size_target(tmp_path, monkeypatch):
-    import m7etl.devtools.sample as sample
-    monkeypatch.setattr(sample, "CHUNK_ROWS", 700)
+    import m7etl.devtools.sample.generator as generator
+    monkeypatch.setattr(generator, "CHUNK_ROWS", 700)
     contract = REGISTRY["Viewing"]
     opts = SampleOptions(rows=None, size_mb=0.4, seed=8,
                          faults=dict.fromkeys(applicable_faults(contract), 0.02))

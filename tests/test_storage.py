@@ -44,7 +44,7 @@ def test_missing_objects_raise_a_clear_error(storage):
 
 
 def test_delete_counts_and_batches(storage, monkeypatch):
-    monkeypatch.setattr("m7etl.storage.S3_DELETE_BATCH", 3)
+    monkeypatch.setattr("m7etl.storage.s3.S3_DELETE_BATCH", 3)
     keys = [f"logs/{i}.json" for i in range(7)]
     for k in keys:
         storage.write_bytes(k, b"{}")

@@ -50,3 +50,18 @@ class TransientStorageError(StorageError):
 
 class ConfigurationError(M7Error):
     """A setting needed to run is missing or malformed."""
+
+
+class PackageError(M7Error):
+    """An artefact cannot be built (names the artefact, the cause and the fix)."""
+
+
+class DeployError(M7Error):
+    """A control-plane operation failed (upload, stack, variables, notifications...).
+
+    ``retryable`` is set when running the same command again can succeed (throttling,
+    a timeout, a stack busy with another update)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool = False):
+        super().__init__(message, hint=hint)
+        self.retryable = retryable

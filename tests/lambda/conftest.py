@@ -81,11 +81,11 @@ def lambda_env(monkeypatch, aws_credentials, lambda_moto, standin):
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("POWERTOOLS_SERVICE_NAME", raising=False)
-    import lambda_support
+    from m7etl.orchestration import clients
 
-    lambda_support._clients.clear()
+    clients.reset()
     yield settings
-    lambda_support._clients.clear()
+    clients.reset()
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import maintenance
 import pytest
-from lambda_support import EventError
 from lambda_testkit import emf_records, keys, load_event, put
+
+from m7etl.orchestration.payloads import EventError
 
 OBJECTS = ["landing/stale.csv", "raw/20250501/Device_20250501.csv",
            "silver/20250501/Device/Device_20250501.parquet",

@@ -7,8 +7,9 @@ import json
 
 import pytest
 import raw_to_silver
-from lambda_support import EventError
 from lambda_testkit import BUCKET, device_csv, emf_records, ensure_empty_bucket, keys, load_event, put
+
+from m7etl.orchestration.payloads import EventError
 
 KEY = "raw/20250501/Device_20250501.csv"
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import s3_event
-from lambda_support import EventError
 from lambda_testkit import BUCKET, device_csv, emf_records, keys, load_event, put
 
 from m7etl.orchestration.mwaa import TriggerError
+from m7etl.orchestration.payloads import EventError
 
 EPG = b"programme_id,channel_id,title,category,start_time,end_time\n"
 

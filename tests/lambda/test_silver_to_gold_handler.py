@@ -7,8 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 import raw_to_silver
 import silver_to_gold
-from lambda_support import EventError
 from lambda_testkit import BUCKET, device_csv, emf_records, load_event, put
+
+from m7etl.orchestration.payloads import EventError
 
 
 def test_gold_is_rebuilt_from_the_days_silver(s3, context, capsys):

@@ -9,7 +9,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-from m7etl.deploy.glue_bundle import build_glue_bundle
+from m7etl.deploy.glue import build_glue_bundle
 
 SCRIPT = Path(__file__).resolve().parents[2] / "glue_src" / "gold_to_snowflake.py"
 
@@ -26,8 +26,8 @@ def test_bundle_is_deterministic(tmp_path):
     assert "m7etl/warehouse/job.py" in names
     assert "m7etl/core/contracts/datasets/device.yaml" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
-    for left_out in ("m7etl/core/gold/builders.py", "m7etl/core/validate.py", "m7etl/local/warehouse.py",
-                     "m7etl/deploy/glue_bundle.py", "m7etl/cli/__init__.py"):
+    for left_out in ("m7etl/core/gold/__init__.py", "m7etl/core/validate.py", "m7etl/local/warehouse.py",
+                     "m7etl/deploy/glue.py", "m7etl/cli/__init__.py"):
         assert left_out not in names
 
 
@@ -46,7 +46,7 @@ def test_bundle_imports_alone_in_an_isolated_interpreter(tmp_path):
         assert job.__file__.startswith({str(folder)!r}), job.__file__
         assert load_day.__module__ == "m7etl.warehouse.loader"
         print(sorted(c.dataset for c in load_registry()))
-        assert "m7etl.core.gold.builders" not in sys.modules and "m7etl.core.validate" not in sys.modules
+        assert "m7etl.core.gold" not in sys.modules and "m7etl.core.validate" not in sys.modules
         # The script runs from the bundle: missing arguments give the job's own message.
         sys.argv = [{str(SCRIPT)!r}, "--environment", "test"]
         import runpy

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from m7etl.deploy import glue_bundle as bundle
+from m7etl.deploy import glue as bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "glue_src" / "gold_to_snowflake.py"
@@ -56,12 +56,14 @@ def test_the_script_imports_only_the_job_module():
 def test_the_glue_modules_are_the_expected_ones():
     names = bundle.module_closure()
     assert names == [
-        "m7etl", "m7etl.core", "m7etl.core.contracts", "m7etl.core.layout", "m7etl.exceptions",
-        "m7etl.storage", "m7etl.storage.aws", "m7etl.warehouse", "m7etl.warehouse.connect",
+        "m7etl", "m7etl.core", "m7etl.core.contracts", "m7etl.core.contracts.loading",
+        "m7etl.core.contracts.model", "m7etl.core.contracts.registry", "m7etl.core.layout",
+        "m7etl.exceptions", "m7etl.storage", "m7etl.storage.aws", "m7etl.storage.base",
+        "m7etl.storage.local", "m7etl.storage.s3", "m7etl.warehouse", "m7etl.warehouse.connect",
         "m7etl.warehouse.job", "m7etl.warehouse.loader", "m7etl.warehouse.secrets",
         "m7etl.warehouse.sql",
     ]
-    for not_39 in ("m7etl.core.gold.builders", "m7etl.core.validate", "m7etl.local.runner",
+    for not_39 in ("m7etl.core.gold", "m7etl.core.validate", "m7etl.local.runner",
                    "m7etl.local.warehouse"):
         assert not_39 not in names
 

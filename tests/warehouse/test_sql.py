@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from m7etl.core.contracts import parse_contract
-from m7etl.core.gold.builders import gold_schema
+from m7etl.core.gold import gold_schema
 from m7etl.exceptions import ConfigurationError
 from m7etl.warehouse import sql
 

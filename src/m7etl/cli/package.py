@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from m7etl.core.execution_log import text_table
+from m7etl.cli.render import text_table
 from m7etl.deploy.artefacts import (
     ARCHS,
     BUDGET,

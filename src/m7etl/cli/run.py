@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
+from m7etl.cli.render import run_summary
 from m7etl.core.contracts import load_registry
-from m7etl.core.execution_log import text_table
-from m7etl.core.layout import raw_prefix
 from m7etl.core.raw_to_silver import Thresholds
 from m7etl.exceptions import UsageError
 from m7etl.local.runner import new_run_id, run_pipeline
@@ -79,53 +78,8 @@ def command(local: bool, data_dir: Path, day: str | None, error_threshold: float
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    _print_summary(result)
+    for line in run_summary(result):
+        click.echo(line)
     if strict and (any(f.status != "ok" for d in result.days for f in d.files)
                    or any(x["status"] == "failed" for d in result.days for x in d.load or [])):
         raise SystemExit(2)
-
-
-def _print_summary(result) -> None:
-    moved = [i for i in result.ingested if i.status in ("raw", "quarantined")]
-    if moved:
-        click.echo(f"\nIngested {len(moved)} file(s) from landing/.")
-    for skipped in (i for i in result.ingested if i.status == "ignored"):
-        click.echo(f"Left in landing/: {skipped.source_key} ({skipped.reason})")
-    for day in result.days:
-        if not day.files:
-            click.echo(f"\nDay {day.day}: no file under {raw_prefix(day.day)} and none for that day in "
-                       "landing/: nothing to process. Put the day's CSV files in landing/, or pick "
-                       "another day with --date.")
-            for note in day.notes:
-                click.echo(note)
-            click.echo(f"\nExecution log: {day.log_key}")
-            continue
-        rows = []
-        for f in day.files:
-            rows.append([f.source_key.rsplit("/", 1)[-1], f.dataset or "?", f.rows_read, f.rows_valid,
-                         f.rows_rejected, f"{f.rejected_pct:.2f}", f"{f.warned_pct:.2f}",
-                         f.status + (" (warning)" if f.warning else "")])
-        click.echo(f"\nDay {day.day}: raw -> silver")
-        click.echo(text_table(["file", "dataset", "rows", "valid", "rejected", "rej %", "warn %", "status"],
-                         rows, right={2, 3, 4, 5, 6}))
-        for f in day.files:
-            if f.reason:
-                click.echo(f"  {f.source_key.rsplit('/', 1)[-1]}: {f.reason}")
-            where = f.outputs.get("quarantine") or (f.status != "ok" and f.outputs.get("rejects"))
-            if where:
-                click.echo(f"    -> {where}")
-        click.echo(f"\nDay {day.day}: silver -> gold")
-        click.echo(text_table(["dataset", "silver rows", "gold rows", "gold key"],
-                         [[g.dataset, g.rows_in, g.rows_out, g.gold_key or _no_gold(day, g.dataset)]
-                          for g in day.gold],
-                         right={1, 2}))
-        for note in day.notes:
-            click.echo(note)
-        click.echo(f"\nExecution log: {day.log_key}")
-
-
-def _no_gold(day, dataset: str) -> str:
-    """Why a dataset has no gold file: no file that day, or none of its files was promoted."""
-    held = [f"{f.source_key.rsplit('/', 1)[-1]} {f.status}" for f in day.files
-            if f.dataset == dataset and f.status != "ok"]
-    return f"(nothing promoted: {', '.join(held)})" if held else "(no input)"

@@ -1,4 +1,4 @@
-"""The execution log ``logs/pipeline_execution_YYYYMMDD.json`` and the run summary.
+"""The execution log ``logs/pipeline_execution_YYYYMMDD.json``.
 
 Built from plain dicts (the per-file and per-gold results), so the local runner, the DAG
 and the Lambdas' JSON summaries all feed the same function.
@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime
 
 from m7etl.core import layout
-from m7etl.storage import Storage
+from m7etl.storage.base import Storage
 
 LOG_VERSION = 1
 
@@ -60,19 +60,3 @@ def write_execution_log(storage: Storage, log: dict) -> str:
     key = layout.log_key(log["day"])
     storage.write_bytes(key, json.dumps(log, indent=2, ensure_ascii=False).encode())
     return key
-
-
-def text_table(headers: list[str], rows: list[list[object]], right: set[int] | None = None) -> str:
-    """Aligned columns; ``right`` holds the indexes of right-aligned (numeric) columns."""
-    right = right or set()
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def fmt(row: list[str]) -> str:
-        pairs = enumerate(zip(row, widths, strict=True))
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs]
-        return "  ".join(parts).rstrip()
-
-    lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)]
-    lines += [fmt(r) for r in cells[1:]]
-    return "\n".join(lines)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from m7etl.core import layout
 from m7etl.core.contracts import Registry
-from m7etl.storage import Storage
+from m7etl.storage.base import Storage
 
 INGESTED = "raw"
 QUARANTINED = "quarantined"

@@ -34,7 +34,7 @@ from m7etl.core.validate import (
     validate_batch,
 )
 from m7etl.exceptions import UnreadableFileError
-from m7etl.storage import Storage
+from m7etl.storage.base import Storage
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed_threshold"

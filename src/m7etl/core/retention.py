@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from m7etl.core import layout
 from m7etl.exceptions import ConfigurationError, StorageError
-from m7etl.storage import ObjectInfo, Storage
+from m7etl.storage.base import ObjectInfo, Storage
 
 CATEGORIES = ("landing", "raw", "silver", "rejects", "quarantine", "logs", "gold")
 # The prefix to list for each category (rejects live under silver/).

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 
 from m7etl.core import layout
 from m7etl.core.contracts import Contract
-from m7etl.core.gold.builders import gold_builder, gold_schema, needed_columns
-from m7etl.storage import Storage
+from m7etl.core.gold import gold_builder, gold_schema, needed_columns
+from m7etl.storage.base import Storage
 
 GOLD_OK = "ok"
 GOLD_NO_INPUT = "no_input"

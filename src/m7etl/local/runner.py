@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from m7etl.core import layout
 from m7etl.core.contracts import Registry
@@ -36,7 +37,7 @@ class DayResult:
     gold: list[GoldResult] = field(default_factory=list)
     log_key: str | None = None
     load: list[dict] | None = None  # filled by the warehouse step when it runs
-    notes: list[str] = field(default_factory=list)  # extra summary lines for the CLI
+    load_report: Any = None  # the local warehouse's LoadReport, for the CLI
 
 
 @dataclass

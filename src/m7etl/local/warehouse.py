@@ -11,20 +11,24 @@ Not imported by the Glue job (it needs fakesnow), so not held to Python 3.9.
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from m7etl.core import layout
 from m7etl.core.contracts import Registry
-from m7etl.core.execution_log import text_table
 from m7etl.exceptions import UsageError
 from m7etl.local.runner import DayResult, new_run_id
 from m7etl.storage import LocalStorage
 from m7etl.warehouse import sql
-from m7etl.warehouse.connect import LOCAL_DATABASE, LOCAL_SCHEMA, local_connection
-from m7etl.warehouse.loader import LOADED, LoadResult, load_day, table_counts
+from m7etl.warehouse.loader import LoadResult, load_day, table_counts
 
 DEFAULT_WAREHOUSE_DIR = Path(".work") / "warehouse"
 LOCAL_STAGE = "M7_GOLD_STAGE"
+LOCAL_DATABASE = "M7_ETL"
+LOCAL_SCHEMA = "GOLD"
 
 
 def stage_url(data_dir: str | Path) -> str:
@@ -33,8 +37,44 @@ def stage_url(data_dir: str | Path) -> str:
     return f"file://{gold}/"
 
 
+@contextmanager
+def local_connection(db_dir: str | Path, database: str = LOCAL_DATABASE,
+                     schema: str = LOCAL_SCHEMA) -> Iterator[object]:
+    """A fakesnow connection whose database file lives in ``db_dir`` (kept between runs).
+
+    fakesnow patches ``snowflake.connector.connect`` and ``pandas_tools.write_pandas`` only
+    inside this block, so the loader's own calls reach the fakes.
+    """
+    import fakesnow
+    import snowflake.connector
+
+    path = Path(db_dir)
+    path.mkdir(parents=True, exist_ok=True)  # fakesnow.patch needs it to exist
+    with warnings.catch_warnings():
+        # fakesnow's cursor warns on every fetch about an Arrow copy; it is noise here.
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+        with fakesnow.patch(db_path=str(path)):
+            conn = snowflake.connector.connect(database=database, schema=schema)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+
+@dataclass
+class LoadReport:
+    """What a day's local load did, for the CLI to show."""
+
+    day: str
+    results: list[LoadResult]
+    counts: dict[str, int]  # table -> rows after the load
+    seconds: float
+    warehouse_dir: Path
+    stage: str | None  # None: the write_pandas fallback
+
+
 class LocalWarehouse:
-    """The ``after_day`` hook of the local runner: load the day, fill ``load`` and ``notes``."""
+    """The ``after_day`` hook of the local runner: load the day, fill ``load`` and ``load_report``."""
 
     def __init__(self, data_dir: str | Path, warehouse_dir: str | Path, registry: Registry, *,
                  database: str = LOCAL_DATABASE, schema: str = LOCAL_SCHEMA,
@@ -47,7 +87,7 @@ class LocalWarehouse:
         self.stage = stage  # None: the write_pandas fallback
         self.run_id = run_id or new_run_id()
 
-    def load(self, day: str) -> tuple[list[LoadResult], dict[str, int], float]:
+    def load(self, day: str) -> LoadReport:
         started = time.perf_counter()
         try:
             with local_connection(self.warehouse_dir, self.database, self.schema) as conn:
@@ -64,26 +104,10 @@ class LocalWarehouse:
                 f"The local warehouse {self.warehouse_dir} is in use by another process.",
                 hint="Wait for the other run to end, or pass another --warehouse-dir "
                      "(or --no-load).") from None
-        return results, counts, time.perf_counter() - started
+        return LoadReport(day, results, counts, time.perf_counter() - started,
+                          self.warehouse_dir, self.stage)
 
     def __call__(self, day_result: DayResult) -> None:
-        results, counts, seconds = self.load(day_result.day)
-        day_result.load = [r.to_dict() for r in results]
-        day_result.notes.extend(summary_lines(day_result.day, results, counts, seconds,
-                                              self.warehouse_dir, self.stage))
-
-
-def summary_lines(day: str, results: list[LoadResult], counts: dict[str, int], seconds: float,
-                  warehouse_dir: Path, stage: str | None) -> list[str]:
-    """The CLI's summary of the load: one line per table with its row count after the load."""
-    how = f"COPY from @{stage}" if stage else "write_pandas"
-    lines = [f"\nDay {day}: gold -> warehouse (fakesnow in {warehouse_dir}, {how}, "
-             f"{seconds:.2f} s)"]
-    rows = [[r.table, r.status, r.rows_in_file, r.rows_loaded, counts.get(r.table)]
-            for r in results]
-    lines += text_table(["table", "status", "file rows", "loaded", "table rows"], rows,
-                        right={2, 3, 4}).splitlines()
-    for r in results:
-        if r.status != LOADED:
-            lines.append(f"  {r.table}: {r.message}")
-    return lines
+        report = self.load(day_result.day)
+        day_result.load = [r.to_dict() for r in report.results]
+        day_result.load_report = report

@@ -1,26 +1,19 @@
-"""Connections: the real Snowflake one (Glue job) or the local fakesnow one.
+"""The Snowflake connection of the Glue job (the local fakesnow one is in m7etl.local).
 
 The password is passed straight to the connector; it is never stored in the settings
 object, never logged and never part of an error message.
 
-This module must stay valid on Python 3.9 (the Glue job imports it); fakesnow is
-imported only by :func:`local_connection`, which the Glue job never calls.
+This module must stay valid on Python 3.9 (the Glue job imports it).
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from m7etl.exceptions import ConfigurationError
 from m7etl.warehouse import sql
 
-LOCAL_DATABASE = "M7_ETL"
-LOCAL_SCHEMA = "GOLD"
 QUERY_TAG = "m7etl gold_to_snowflake"
 
 
@@ -73,27 +66,3 @@ def connect_snowflake(settings: SnowflakeSettings, password: str):
             f"(role {settings.role}): {getattr(exc, 'msg', None) or type(exc).__name__}.",
             hint="Check the account identifier, user and role, and the password in the secret.",
         ) from None
-
-
-@contextmanager
-def local_connection(db_dir: str | Path, database: str = LOCAL_DATABASE,
-                     schema: str = LOCAL_SCHEMA) -> Iterator[object]:
-    """A fakesnow connection whose database file lives in ``db_dir`` (kept between runs).
-
-    fakesnow patches ``snowflake.connector.connect`` and ``pandas_tools.write_pandas`` only
-    inside this block, so the loader's own calls reach the fakes.
-    """
-    import fakesnow
-    import snowflake.connector
-
-    path = Path(db_dir)
-    path.mkdir(parents=True, exist_ok=True)  # fakesnow.patch needs it to exist
-    with warnings.catch_warnings():
-        # fakesnow's cursor warns on every fetch about an Arrow copy; it is noise here.
-        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
-        with fakesnow.patch(db_path=str(path)):
-            conn = snowflake.connector.connect(database=database, schema=schema)
-            try:
-                yield conn
-            finally:
-                conn.close()

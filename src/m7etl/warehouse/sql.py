@@ -5,7 +5,7 @@ contract's snake_case names, unquoted (Snowflake stores them in upper case, and 
 matches the Parquet columns with ``MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE``). Types are
 mapped explicitly from the contract, never inferred from a file.
 
-The gold column list is derived here from the contract, not from ``m7etl.core.gold.builders``
+The gold column list is derived here from the contract, not from ``m7etl.core.gold``
 (which needs Python 3.10+); a test keeps both in step.
 
 This module must stay valid on Python 3.9 (the Glue job imports it).

@@ -1,468 +1,54 @@
 """Data contracts: one YAML file per dataset says how its files look and what gold holds.
 
+A contract names the dataset and its file-name pattern, the CSV dialect, the typed
+columns with their hard rules and soft warnings, row checks between columns, the primary
+key and what gold holds (the latest record per key, or group-by aggregates).
+
 Adding a dataset is adding a file to ``datasets/`` (or to a folder given with
 ``M7_CONTRACTS_DIR``); no code changes. Loading checks every key and fails with a
 :class:`ContractError` naming the file and the key at fault.
+
+- :mod:`.model`: the frozen dataclasses (:class:`Contract`, :class:`Column`,
+  :class:`Rules`, ...) and the vocabularies (``TYPES``, ``DEFAULT_FORMATS``, ...).
+- :mod:`.loading`: :func:`parse_contract` and :func:`load_contract_file`, the YAML checks.
+- :mod:`.registry`: :class:`Registry` and :func:`load_registry` (cached per folder).
 """
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from m7etl.core.contracts.loading import COLUMN_NAME, DATASET_NAME, load_contract_file, parse_contract
+from m7etl.core.contracts.model import (
+    AGGREGATIONS,
+    COMPARISONS,
+    DEFAULT_FORMATS,
+    TYPES,
+    Column,
+    Contract,
+    CsvDialect,
+    GoldSpec,
+    Metric,
+    RowCheck,
+    Rules,
+)
+from m7etl.core.contracts.registry import BUILTIN_DIR, Registry, load_registry
 
-import yaml
-
-from m7etl.exceptions import ContractError
-
-BUILTIN_DIR = Path(__file__).parent / "datasets"
-TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
-DEFAULT_FORMATS = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%d %H:%M:%S"}
-AGGREGATIONS = ("count", "count_distinct", "sum", "min", "max", "mean")
-COMPARISONS = {"greater_than": ">", "greater_or_equal": ">=", "less_than": "<", "less_or_equal": "<="}
-DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class Rules:
-    """Value rules of one column; the same shape serves hard rules and soft warnings."""
-
-    min: Any = None
-    max: Any = None
-    allowed: tuple[str, ...] | None = None
-    pattern: str | None = None
-    max_length: int | None = None
-
-    def is_empty(self) -> bool:
-        return all(v is None for v in (self.min, self.max, self.allowed, self.pattern, self.max_length))
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    required: bool = False
-    format: str | None = None  # strptime format of date and timestamp columns
-    rules: Rules = field(default_factory=Rules)
-    warn: Rules = field(default_factory=Rules)
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class RowCheck:
-    """A rule between two columns of one row, e.g. ``end_time`` greater than ``start_time``."""
-
-    name: str
-    column: str
-    op: str
-    other: str
-    severity: str = "error"
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    agg: str
-    column: str | None = None
-
-
-@dataclass(frozen=True)
-class GoldSpec:
-    """What gold holds: the latest record per key (snapshot) or group-by aggregates."""
-
-    kind: str  # "snapshot" or "aggregate"
-    order_by: tuple[str, ...] = ()
-    group_by: tuple[str, ...] = ()
-    metrics: tuple[Metric, ...] = ()
-
-
-@dataclass(frozen=True)
-class CsvDialect:
-    delimiters: tuple[str, ...] = (",",)
-    encodings: tuple[str, ...] = ("utf-8",)
-    header: bool = True
-
-
-@dataclass(frozen=True)
-class Contract:
-    dataset: str
-    description: str
-    pattern: re.Pattern
-    dialect: CsvDialect
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-    gold: GoldSpec
-    checks: tuple[RowCheck, ...] = ()
-    source: str = ""
-    grain: str = ""
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def column(self, name: str) -> Column:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-    def match(self, file_name: str) -> str | None:
-        """The file's date ``YYYYMMDD`` if the name is one of this dataset's, else None."""
-        m = self.pattern.match(file_name)
-        return m.group("date") if m else None
-
-
-class _Reader:
-    """Reads one YAML mapping, remembering the path of keys for error messages."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, problem: str) -> ContractError:
-        return ContractError(
-            f"Contract {self.source}: key '{key}' {problem}.",
-            hint="Fix the contract file and run again.",
-        )
-
-    def mapping(self, obj: Any, key: str) -> dict:
-        if not isinstance(obj, dict):
-            raise self.fail(key, f"must be a mapping, got {type(obj).__name__}")
-        return obj
-
-    def unknown(self, obj: dict, key: str, allowed: Iterable[str]) -> None:
-        extra = sorted(set(obj) - set(allowed))
-        if extra:
-            where = f"{key}.{extra[0]}" if key else extra[0]
-            raise self.fail(where, f"is not a known setting (allowed: {', '.join(sorted(allowed))})")
-
-    def text(self, obj: dict, key: str, path: str, *, default: Any = ...) -> str:
-        if key not in obj:
-            if default is ...:
-                raise self.fail(path, "is missing")
-            return default
-        value = obj[key]
-        if not isinstance(value, str) or not value:
-            raise self.fail(path, "must be a non-empty string")
-        return value
-
-    def str_list(self, obj: dict, key: str, path: str, default: tuple = ()) -> tuple[str, ...]:
-        value = obj.get(key, default)
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise self.fail(path, "must be a string or a list of strings")
-        return tuple(value)
-
-
-def _rules(r: _Reader, obj: dict, path: str, column_type: str, fmt: str | None) -> Rules:
-    r.unknown(obj, path, ("min", "max", "allowed", "pattern", "max_length"))
-    bounds = {}
-    for key in ("min", "max"):
-        if key not in obj:
-            continue
-        value = obj[key]
-        if column_type in ("integer", "float"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise r.fail(f"{path}.{key}", "must be a number")
-        elif column_type in ("date", "timestamp"):
-            value = str(value)
-            try:
-                datetime.strptime(value, fmt or DEFAULT_FORMATS[column_type])
-            except ValueError:
-                raise r.fail(f"{path}.{key}", f"must be written in the column's format {fmt!r}") from None
-        else:
-            raise r.fail(f"{path}.{key}", f"is not supported for {column_type} columns")
-        bounds[key] = value
-    allowed = None
-    if "allowed" in obj:
-        values = obj["allowed"]
-        if not isinstance(values, list) or not values:
-            raise r.fail(f"{path}.allowed", "must be a non-empty list")
-        if any(v is None or isinstance(v, (dict, list)) for v in values):
-            raise r.fail(f"{path}.allowed", "must be a list of plain values (strings or numbers)")
-        allowed = tuple(str(v) for v in values)
-    pattern = obj.get("pattern")
-    if pattern is not None:
-        if column_type != "string":
-            raise r.fail(f"{path}.pattern", "applies to string columns only")
-        try:
-            re.compile(pattern)
-        except (re.error, TypeError) as exc:
-            raise r.fail(f"{path}.pattern", f"is not a valid regular expression ({exc})") from None
-        problem = _re2_problem(pattern)
-        if problem:
-            raise r.fail(f"{path}.pattern", f"is not a regular expression that RE2, the engine validation "
-                                            f"runs it with, accepts ({problem}); RE2 has no lookaround "
-                                            "and no backreferences")
-    max_length = obj.get("max_length")
-    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-        raise r.fail(f"{path}.max_length", "must be a positive integer")
-    return Rules(bounds.get("min"), bounds.get("max"), allowed, pattern, max_length)
-
-
-@lru_cache(maxsize=256)
-def _re2_problem(pattern: str) -> str | None:
-    """Why Arrow's RE2 refuses ``pattern`` (validation runs column patterns there, not in
-    Python's re), or None. pyarrow is imported only for contracts that have patterns."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
-    except pa.ArrowInvalid as exc:
-        return str(exc)
-    return None
-
-
-_FORMAT_PROBE = datetime(2025, 12, 31, 23, 59, 58)
-
-
-def _check_format(r: _Reader, fmt: Any, path: str) -> None:
-    """A strptime format that writes and reads back a day (year, month and day all in it)."""
-    if not isinstance(fmt, str) or not fmt:
-        raise r.fail(path, "must be a strptime format string, e.g. '%d/%m/%Y'")
-    try:
-        back = datetime.strptime(_FORMAT_PROBE.strftime(fmt), fmt)
-    except ValueError as exc:
-        raise r.fail(path, f"is not a usable strptime format ({exc})") from None
-    if back.date() != _FORMAT_PROBE.date():
-        raise r.fail(path, f"{fmt!r} must hold the year, the month and the day, e.g. '%d/%m/%Y'")
-
-
-def _column(r: _Reader, obj: Any, index: int) -> Column:
-    path = f"columns[{index}]"
-    obj = r.mapping(obj, path)
-    r.unknown(obj, path, ("name", "type", "required", "format", "description", "min", "max",
-                          "allowed", "pattern", "max_length", "warn"))
-    name = r.text(obj, "name", f"{path}.name")
-    if not COLUMN_NAME.match(name):
-        raise r.fail(f"{path}.name", f"'{name}' must be snake_case (letters, digits, _)")
-    path = f"columns.{name}"
-    ctype = r.text(obj, "type", f"{path}.type")
-    if ctype not in TYPES:
-        raise r.fail(f"{path}.type", f"'{ctype}' is not one of {', '.join(TYPES)}")
-    required = obj.get("required", False)
-    if not isinstance(required, bool):
-        raise r.fail(f"{path}.required", "must be true or false")
-    fmt = obj.get("format")
-    if fmt is not None and ctype not in ("date", "timestamp"):
-        raise r.fail(f"{path}.format", "applies to date and timestamp columns only")
-    if fmt is not None:
-        _check_format(r, fmt, f"{path}.format")
-    if ctype in DEFAULT_FORMATS:
-        fmt = fmt or DEFAULT_FORMATS[ctype]
-    hard = {k: obj[k] for k in ("min", "max", "allowed", "pattern", "max_length") if k in obj}
-    warn = r.mapping(obj.get("warn", {}), f"{path}.warn")
-    return Column(
-        name=name,
-        type=ctype,
-        required=required,
-        format=fmt,
-        rules=_rules(r, hard, path, ctype, fmt),
-        warn=_rules(r, warn, f"{path}.warn", ctype, fmt),
-        description=str(obj.get("description", "")),
-    )
-
-
-def _checks(r: _Reader, items: Any, columns: dict[str, Column]) -> tuple[RowCheck, ...]:
-    if not isinstance(items, list):
-        raise r.fail("checks", "must be a list")
-    checks = []
-    for i, obj in enumerate(items):
-        path = f"checks[{i}]"
-        obj = r.mapping(obj, path)
-        r.unknown(obj, path, ("name", "column", "severity", *COMPARISONS))
-        name = r.text(obj, "name", f"{path}.name")
-        column = r.text(obj, "column", f"{path}.column")
-        ops = [k for k in COMPARISONS if k in obj]
-        if len(ops) != 1:
-            raise r.fail(path, f"must have exactly one of {', '.join(COMPARISONS)}")
-        other = r.text(obj, ops[0], f"{path}.{ops[0]}")
-        for ref in (column, other):
-            if ref not in columns:
-                raise r.fail(f"{path}", f"names unknown column '{ref}'")
-        if columns[column].type != columns[other].type:
-            raise r.fail(path, f"compares '{column}' and '{other}' of different types")
-        severity = obj.get("severity", "error")
-        if severity not in ("error", "warning"):
-            raise r.fail(f"{path}.severity", "must be 'error' or 'warning'")
-        checks.append(RowCheck(name, column, COMPARISONS[ops[0]], other, severity))
-    return tuple(checks)
-
-
-def _gold(r: _Reader, obj: Any, columns: dict[str, Column], key: tuple[str, ...]) -> GoldSpec:
-    obj = r.mapping(obj, "gold")
-    r.unknown(obj, "gold", ("kind", "order_by", "group_by", "metrics"))
-    kind = r.text(obj, "kind", "gold.kind")
-    if kind == "snapshot":
-        if not key:
-            raise r.fail("gold.kind", "'snapshot' needs a primary_key")
-        order_by = r.str_list(obj, "order_by", "gold.order_by")
-        for name in order_by:
-            if name not in columns:
-                raise r.fail("gold.order_by", f"names unknown column '{name}'")
-        return GoldSpec(kind, order_by=order_by)
-    if kind != "aggregate":
-        raise r.fail("gold.kind", f"'{kind}' must be 'snapshot' or 'aggregate'")
-    group_by = r.str_list(obj, "group_by", "gold.group_by")
-    if not group_by:
-        raise r.fail("gold.group_by", "is missing (an aggregate needs group-by columns)")
-    for name in group_by:
-        if name not in columns:
-            raise r.fail("gold.group_by", f"names unknown column '{name}'")
-    raw_metrics = obj.get("metrics")
-    if not isinstance(raw_metrics, list) or not raw_metrics:
-        raise r.fail("gold.metrics", "must be a non-empty list")
-    metrics = []
-    for i, m in enumerate(raw_metrics):
-        path = f"gold.metrics[{i}]"
-        m = r.mapping(m, path)
-        r.unknown(m, path, ("name", "agg", "column"))
-        name = r.text(m, "name", f"{path}.name")
-        agg = r.text(m, "agg", f"{path}.agg")
-        if agg not in AGGREGATIONS:
-            raise r.fail(f"{path}.agg", f"'{agg}' is not one of {', '.join(AGGREGATIONS)}")
-        column = m.get("column")
-        if column is not None and not isinstance(column, str):
-            raise r.fail(f"{path}.column", "must be a column name")
-        if agg != "count" and column is None:
-            raise r.fail(f"{path}.column", f"is missing ('{agg}' needs a column)")
-        if column is not None and column not in columns:
-            raise r.fail(f"{path}.column", f"names unknown column '{column}'")
-        if agg in ("sum", "mean") and columns[column].type not in ("integer", "float"):
-            raise r.fail(f"{path}.column", f"'{column}' is not numeric, cannot {agg} it")
-        metrics.append(Metric(name, agg, column))
-    return GoldSpec(kind, group_by=group_by, metrics=tuple(metrics))
-
-
-def parse_contract(data: Any, source: str) -> Contract:
-    """Build a :class:`Contract` from parsed YAML, checking every key."""
-    r = _Reader(source)
-    data = r.mapping(data, "(top level)")
-    r.unknown(data, "", ("dataset", "description", "grain", "file", "csv", "columns",
-                         "primary_key", "checks", "gold"))
-    dataset = r.text(data, "dataset", "dataset")
-    if not DATASET_NAME.match(dataset):
-        raise r.fail("dataset", f"'{dataset}' must be letters and digits, starting with a letter")
-    file_spec = r.mapping(data.get("file", {}), "file")
-    r.unknown(file_spec, "file", ("pattern",))
-    default_pattern = rf"^{dataset}_(?P<date>\d{{8}})\.csv(\.gz)?$"
-    pattern_text = r.text(file_spec, "pattern", "file.pattern", default=default_pattern)
-    try:
-        pattern = re.compile(pattern_text)
-    except re.error as exc:
-        raise r.fail("file.pattern", f"is not a valid regular expression ({exc})") from None
-    if "date" not in pattern.groupindex:
-        raise r.fail("file.pattern", "must capture the date in a group named 'date' (?P<date>\\d{8})")
-    csv_spec = r.mapping(data.get("csv", {}), "csv")
-    r.unknown(csv_spec, "csv", ("delimiter", "encoding", "header"))
-    delimiters = r.str_list(csv_spec, "delimiter", "csv.delimiter", (",",))
-    if not delimiters or any(len(d) != 1 for d in delimiters):
-        raise r.fail("csv.delimiter", "must be one character or a list of single characters")
-    encodings = r.str_list(csv_spec, "encoding", "csv.encoding", ("utf-8",))
-    for enc in encodings:
-        try:
-            "".encode(enc)
-        except LookupError:
-            raise r.fail("csv.encoding", f"'{enc}' is not a known encoding") from None
-    header = csv_spec.get("header", True)
-    if header is not True:
-        raise r.fail("csv.header", "must be true (files without a header are not supported)")
-    raw_columns = data.get("columns")
-    if not isinstance(raw_columns, list) or not raw_columns:
-        raise r.fail("columns", "must be a non-empty list")
-    columns = tuple(_column(r, c, i) for i, c in enumerate(raw_columns))
-    by_name: dict[str, Column] = {}
-    for c in columns:
-        if c.name in by_name:
-            raise r.fail(f"columns.{c.name}", "is declared twice")
-        by_name[c.name] = c
-    key = r.str_list(data, "primary_key", "primary_key")
-    for name in key:
-        if name not in by_name:
-            raise r.fail("primary_key", f"names unknown column '{name}'")
-        if not by_name[name].required:
-            raise r.fail("primary_key", f"column '{name}' must be required: true")
-    checks = _checks(r, data.get("checks", []), by_name)
-    if "gold" not in data:
-        raise r.fail("gold", "is missing")
-    gold = _gold(r, data["gold"], by_name, key)
-    return Contract(
-        dataset=dataset,
-        description=str(data.get("description", "")),
-        pattern=pattern,
-        dialect=CsvDialect(delimiters, encodings, True),
-        columns=columns,
-        primary_key=key,
-        gold=gold,
-        checks=checks,
-        source=source,
-        grain=str(data.get("grain", "")),
-    )
-
-
-def load_contract_file(path: Path) -> Contract:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ContractError(f"Contract {path}: not valid YAML ({exc}).",
-                            hint="Fix the contract file and run again.") from None
-    except OSError as exc:
-        raise ContractError(f"Contract {path}: cannot be read ({exc.strerror}).") from None
-    return parse_contract(data, str(path))
-
-
-class Registry:
-    """All contracts of a deployment, and the lookup from a file name to its dataset."""
-
-    def __init__(self, contracts: Iterable[Contract]):
-        self.contracts: dict[str, Contract] = {}
-        for c in contracts:
-            if c.dataset in self.contracts:
-                raise ContractError(
-                    f"Contract {c.source}: dataset '{c.dataset}' is already defined in "
-                    f"{self.contracts[c.dataset].source}.",
-                    hint="Keep one contract file per dataset.",
-                )
-            self.contracts[c.dataset] = c
-
-    def __getitem__(self, dataset: str) -> Contract:
-        return self.contracts[dataset]
-
-    def __iter__(self):
-        return iter(self.contracts.values())
-
-    def __len__(self) -> int:
-        return len(self.contracts)
-
-    def identify(self, file_name: str) -> tuple[Contract, str] | None:
-        """The contract a file belongs to and the date in its name, or None."""
-        for contract in self.contracts.values():
-            day = contract.match(file_name)
-            if day is not None:
-                return contract, day
-        return None
-
-
-def load_registry(directory: str | Path | None = None) -> Registry:
-    """Load every ``*.yaml`` contract in ``directory`` (default: built-in or $M7_CONTRACTS_DIR)."""
-    directory = Path(directory or os.environ.get("M7_CONTRACTS_DIR") or BUILTIN_DIR)
-    return _load_registry_cached(directory.resolve())
-
-
-@lru_cache(maxsize=8)
-def _load_registry_cached(directory: Path) -> Registry:
-    if not directory.is_dir():
-        raise ContractError(f"Contracts folder {directory} does not exist.",
-                            hint="Point --contracts or M7_CONTRACTS_DIR at a folder of *.yaml files.")
-    files = sorted(directory.glob("*.yaml"))
-    if not files:
-        raise ContractError(f"Contracts folder {directory} holds no *.yaml file.",
-                            hint="Add one contract per dataset.")
-    return Registry(load_contract_file(f) for f in files)
+__all__ = [
+    "AGGREGATIONS",
+    "BUILTIN_DIR",
+    "COLUMN_NAME",
+    "COMPARISONS",
+    "DATASET_NAME",
+    "DEFAULT_FORMATS",
+    "TYPES",
+    "Column",
+    "Contract",
+    "CsvDialect",
+    "GoldSpec",
+    "Metric",
+    "Registry",
+    "RowCheck",
+    "Rules",
+    "load_contract_file",
+    "load_registry",
+    "parse_contract",
+]

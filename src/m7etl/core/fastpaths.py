@@ -1,0 +1,292 @@
+"""Byte-level fast paths of validation: fixed-width values checked on Arrow's buffers.
+
+Values of a fixed width (ISO dates and timestamps, ids such as ``^STB[0-9]{9}$``) are
+checked on the bytes of the Arrow buffer, eight at a time (uint64 words), instead of one
+kernel pass per rule. Each path decides every value (a value of another width cannot
+match) or, when the buffers cannot be read this way, none (it returns None): the general
+kernel then runs. tests/test_perf_paths.py compares both with a reference on generated
+edge cases.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
+_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_BYTE = np.uint64(0xFF)
+CHUNK = 16000  # rows per numpy step: temporaries stay small (no mmap, no page faults)
+
+
+def _fixed_width(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The non-null values exactly ``width`` bytes long, as a (rows, width) byte matrix, and
+    their row numbers (None: every row). None when the buffers cannot be read this way."""
+    n = len(text)
+    if not _LITTLE_ENDIAN or n == 0 or width < 8 or text.type != pa.string():
+        return None
+    offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
+    right = np.diff(offsets) == width
+    if text.null_count:
+        right &= pc.is_valid(text).to_numpy(zero_copy_only=False)
+    rows = None
+    if not right.all():
+        rows = np.flatnonzero(right)
+        text = text.filter(pa.array(right))  # Arrow's allocator: no page faults in numpy
+        if len(text) == 0:
+            return np.zeros((0, width), np.uint8), rows
+        offsets = np.frombuffer(text.buffers()[1], np.int32, len(text) + 1, text.offset * 4)
+    first, count = int(offsets[0]), len(text)
+    data = np.frombuffer(text.buffers()[2], np.uint8, count * width, first)
+    return data.reshape(count, width), rows
+
+
+def _word_starts(width: int) -> tuple[int, ...]:
+    """Byte offsets of the 8-byte words that cover a row of ``width`` bytes (the last overlaps)."""
+    return tuple(range(0, width - 8, 8)) + (width - 8,)
+
+
+def _words(block: np.ndarray) -> list[np.ndarray]:
+    """Each row's 8-byte words, as uint64 columns (unaligned strided views, no copy)."""
+    rows, width = block.shape
+    flat = np.ascontiguousarray(block).reshape(-1)
+    return [np.ndarray((rows,), np.uint64, flat, start, (width,)) for start in _word_starts(width)]
+
+
+def _scatter(values: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:
+    if rows is None:
+        return values
+    out = np.zeros(n, values.dtype)
+    out[rows] = values
+    return out
+
+
+def _bool_array(values: np.ndarray, text: pa.Array) -> pa.Array:
+    """A boolean array null where ``text`` is null, like Arrow's predicates."""
+    if text.null_count:
+        return pa.array(values, pa.bool_(), mask=pc.is_null(text).to_numpy(zero_copy_only=False))
+    return pa.array(values, pa.bool_())
+
+
+def _typed_array(values: np.ndarray, valid: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    n = len(values)
+    nulls = n - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(arrow_type, n, [bitmap, pa.py_buffer(values)], null_count=nulls)
+
+
+_ISO_LAYOUTS = {"date": "0000-00-00", "timestamp": "0000-00-00 00:00:00"}  # 0: a digit
+
+
+def _calendar_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lookup tables of the proleptic Gregorian calendar for years 0000-9999 (and the
+    impossible 'years' up to 16665 that non-digit bytes give, never used as values):
+    leap flag by year, days from 1970-01-01 to January 1st by year, and by
+    ``leap * 256 + month`` the month's length (0 for no month) and the days before it."""
+    years = np.arange(16700, dtype=np.int64)
+    leap = ((years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))).astype(np.int32)
+    before = years - 1  # H. Hinnant's days_from_civil for January 1st
+    era = before // 400
+    yoe = before - era * 400
+    jan1 = (era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + 306 - 719468).astype(np.int32)
+    month_days, days_before = np.zeros(512, np.int32), np.zeros(512, np.int32)
+    for is_leap in (0, 1):
+        total = 0
+        for month, days in enumerate((31, 28 + is_leap, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), 1):
+            month_days[is_leap * 256 + month], days_before[is_leap * 256 + month] = days, total
+            total += days
+    return leap, jan1, month_days, days_before
+
+
+_LEAP, _JAN1, _MONTH_DAYS, _DAYS_BEFORE = _calendar_tables()
+
+
+@lru_cache(maxsize=4)
+def _layout_words(layout: str) -> list[tuple[np.uint64, np.uint64, np.uint64]]:
+    """Per word: (mask, expected, add). A row has the layout iff for every word
+    ``w & mask == expected`` (separators equal, digits are 0x3?) and
+    ``(w + add) & mask == expected`` (the digit's low nibble is at most 9: +6 does not carry)."""
+    out = []
+    for start in _word_starts(len(layout)):
+        mask = expected = add = 0
+        for k, char in enumerate(layout[start:start + 8]):
+            m, e, a = (0xF0, 0x30, 0x06) if char == "0" else (0xFF, ord(char), 0)
+            mask, expected, add = mask | m << 8 * k, expected | e << 8 * k, add | a << 8 * k
+        out.append((np.uint64(mask), np.uint64(expected), np.uint64(add)))
+    return out
+
+
+def _two_digits(pairs: list[np.ndarray], starts: tuple[int, ...], position: int) -> np.ndarray:
+    """The number written by the two digits at ``position`` (from the words' pair sums)."""
+    k = max(i for i, start in enumerate(starts) if start <= position <= start + 6)
+    shift = np.uint64(8 * (position - starts[k]))
+    return ((pairs[k] >> shift) & _BYTE).astype(np.int32)
+
+
+def iso_fast(text: pa.Array, kind: str) -> pa.Array | None:
+    """ISO dates / timestamps parsed from their bytes: ``YYYY-MM-DD[ HH:MM:SS]``, ASCII digits.
+
+    Null for every value not in that exact layout, not a real calendar day from year 1, or
+    not a real time of day (hour 0-23, minute and second 0-59). None when the buffers
+    cannot be read this way (the strptime path then applies the same rules).
+    """
+    layout = _ISO_LAYOUTS[kind]
+    found = _fixed_width(text, len(layout))
+    if found is None:
+        return None
+    block, rows = found
+    n, m = len(text), len(block)
+    good = np.empty(m, dtype=bool)
+    values = np.empty(m, dtype=np.int32 if kind == "date" else np.int64)
+    for at in range(0, m, CHUNK):  # small temporaries: cache-resident, no page faults
+        part = slice(at, at + CHUNK)
+        good[part], values[part] = _iso_chunk(block[part], kind)
+    arrow_type = pa.date32() if kind == "date" else pa.timestamp("us")
+    return _typed_array(_scatter(values, rows, n), _scatter(good, rows, n), arrow_type)
+
+
+def _iso_chunk(block: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(a valid value, the value or 0) for each row of ``block``."""
+    layout = _ISO_LAYOUTS[kind]
+    words = _words(block)
+    good = np.ones(len(block), dtype=bool)
+    for word, (mask, expected, add) in zip(words, _layout_words(layout), strict=True):
+        good &= (word & mask) == expected
+        good &= ((word + add) & mask) == expected
+    # pairs[k] holds, in byte j, 10 * digit(j) + digit(j + 1) of word k.
+    pairs = []
+    for word in words:
+        digits = word & _LOW_NIBBLES
+        pairs.append(digits * np.uint64(10) + (digits >> np.uint64(8)))
+    starts = _word_starts(len(layout))
+    year = _two_digits(pairs, starts, 0) * 100 + _two_digits(pairs, starts, 2)
+    month, day = _two_digits(pairs, starts, 5), _two_digits(pairs, starts, 8)
+    key = _LEAP[year] * 256 + month
+    good &= (year >= 1) & (day >= 1) & (day <= _MONTH_DAYS[key])  # no such month: 0 days
+    days = _JAN1[year] + _DAYS_BEFORE[key] + day - 1
+    if kind == "date":
+        values = days
+    else:
+        hour, minute = _two_digits(pairs, starts, 11), _two_digits(pairs, starts, 14)
+        second = _two_digits(pairs, starts, 17)
+        good &= (hour <= 23) & (minute <= 59) & (second <= 59)
+        values = (days.astype(np.int64) * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000
+    values *= good
+    return good, values
+
+
+_PATTERN_LITERALS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:/ ,;@=")
+_PATTERN_ESCAPES = {"d": ((48, 57),), ".": ((46, 46),), "-": ((45, 45),), "/": ((47, 47),),
+                    ":": ((58, 58),)}
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+@lru_cache(maxsize=64)
+def fixed_pattern(pattern: str) -> tuple | None:
+    """The allowed byte ranges at each position when ``pattern`` is ``^...$`` made only of
+    ASCII literals, ``\\d`` and ``[...]`` classes of ASCII letters/digits/ranges, each with an
+    optional ``{n}``; None for any other pattern (RE2 matches those)."""
+    if len(pattern) < 2 or pattern[0] != "^" or pattern[-1] != "$":
+        return None
+    body, i, positions = pattern[1:-1], 0, []
+    while i < len(body):
+        char = body[i]
+        if char == "[":
+            end = body.find("]", i + 1)
+            inner = body[i + 1:end] if end > i else ""
+            if not inner:
+                return None
+            ranges, k = [], 0
+            while k < len(inner):
+                low = inner[k]
+                if low not in _ALNUM:
+                    return None
+                if k + 2 < len(inner) and inner[k + 1] == "-":
+                    high = inner[k + 2]
+                    if high not in _ALNUM or high < low:
+                        return None
+                    ranges.append((ord(low), ord(high)))
+                    k += 3
+                else:
+                    ranges.append((ord(low), ord(low)))
+                    k += 1
+            item, i = tuple(sorted(set(ranges))), end + 1
+        elif char == "\\":
+            item = _PATTERN_ESCAPES.get(body[i + 1] if i + 1 < len(body) else "")
+            if item is None:
+                return None
+            i += 2
+        elif char in _PATTERN_LITERALS:
+            item, i = ((ord(char), ord(char)),), i + 1
+        else:
+            return None
+        count = 1
+        if i < len(body) and body[i] == "{":
+            end = body.find("}", i)
+            digits = body[i + 1:end] if end > i else ""
+            if not digits or not set(digits) <= set("0123456789") or len(digits) > 3:
+                return None
+            count, i = int(digits), end + 1
+            if not 1 <= count <= 1000:
+                return None
+        positions += [item] * count
+    width = len(positions)
+    if width < 8:
+        return None
+    starts = _word_starts(width)
+    literal = [r[0][0] if len(r) == 1 and r[0][0] == r[0][1] else None for r in positions]
+    literal_words = []
+    for start in starts:
+        mask = expected = 0
+        for k in range(8):
+            if literal[start + k] is not None:
+                mask, expected = mask | 0xFF << 8 * k, expected | literal[start + k] << 8 * k
+        literal_words.append((np.uint64(mask), np.uint64(expected)))
+    classes = []
+    for ranges in sorted({r for r, lit in zip(positions, literal, strict=True) if lit is None}):
+        masks = []
+        for start in starts:
+            mask = 0
+            for k in range(8):
+                if positions[start + k] == ranges and literal[start + k] is None:
+                    mask |= 0x01 << 8 * k
+            masks.append(np.uint64(mask))
+        classes.append((ranges, masks))
+    return width, tuple(literal_words), tuple(classes)
+
+
+def _in_ranges(block: np.ndarray, ranges: tuple[tuple[int, int], ...]) -> np.ndarray:
+    inside = None
+    for low, high in ranges:
+        hit = block == low if low == high else (block - np.uint8(low)) <= np.uint8(high - low)
+        inside = hit if inside is None else inside | hit
+    return inside
+
+
+def match_fixed(text: pa.Array, spec: tuple) -> pa.Array | None:
+    """``match_substring_regex`` for a fixed-width ASCII pattern, or None (use RE2).
+
+    Every position of such a pattern matches one ASCII character, so a match is exactly
+    ``width`` bytes, each in its position's ranges; ``$`` is the end of the text (RE2)."""
+    width, literal_words, classes = spec
+    found = _fixed_width(text, width)
+    if found is None:
+        return None
+    block, rows = found
+    matched = np.ones(len(block), dtype=bool)
+    for at in range(0, len(block), CHUNK):
+        part = block[at:at + CHUNK]
+        hit = matched[at:at + CHUNK]
+        for word, (mask, expected) in zip(_words(part), literal_words, strict=True):
+            if mask:
+                hit &= (word & mask) == expected
+        for ranges, masks in classes:
+            inside = _words(_in_ranges(part, ranges).view(np.uint8))
+            for word, mask in zip(inside, masks, strict=True):
+                if mask:
+                    hit &= (word & mask) == mask
+    return _bool_array(_scatter(matched, rows, len(text)), text)
