@@ -61,3 +61,25 @@ def test_bundle_imports_alone_in_an_isolated_interpreter(tmp_path):
     assert "['Channel', 'Device', 'EPG', 'Viewing']" in result.stdout
     assert "exit 1" in result.stdout
     assert "Missing job argument(s): --data_bucket, --snowflake_secret_id." in result.stdout
+
+
+def test_the_contracts_load_from_the_zip_itself(tmp_path):
+    """Glue puts --extra-py-files on sys.path as a zip, not unzipped: the built-in contracts
+    are read as package resources (a folder lookup found no datasets/ inside the zip)."""
+    archive = build_glue_bundle(tmp_path / "m7etl_glue.zip")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(archive)!r})
+        from m7etl.core.contracts import load_registry
+        import m7etl
+        assert m7etl.__file__.startswith({str(archive)!r}), m7etl.__file__
+        registry = load_registry()
+        print(sorted(c.dataset for c in registry))
+        print(registry["Device"].source)
+    """)
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stderr
+    datasets, source = result.stdout.splitlines()
+    assert datasets == "['Channel', 'Device', 'EPG', 'Viewing']"
+    assert source == f"{archive}/m7etl/core/contracts/datasets/device.yaml"

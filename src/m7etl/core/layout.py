@@ -130,3 +130,11 @@ def quarantine_reason_key(day: str, source_key: str) -> str:
 
 def log_key(day: str) -> str:
     return f"{LOGS}pipeline_execution_{day}.json"
+
+
+LOG_KEY = re.compile(r"^logs/pipeline_execution_(\d{8})\.json$")
+
+
+def is_execution_log_key(key: str) -> bool:
+    """``logs/pipeline_execution_YYYYMMDD.json`` (not the maintenance reports beside it)."""
+    return LOG_KEY.match(key) is not None

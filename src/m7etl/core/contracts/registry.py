@@ -50,8 +50,38 @@ class Registry:
 
 def load_registry(directory: str | Path | None = None) -> Registry:
     """Load every ``*.yaml`` contract in ``directory`` (default: built-in or $M7_CONTRACTS_DIR)."""
-    directory = Path(directory or os.environ.get("M7_CONTRACTS_DIR") or BUILTIN_DIR)
-    return _load_registry_cached(directory.resolve())
+    given = directory or os.environ.get("M7_CONTRACTS_DIR")
+    if not given and not BUILTIN_DIR.is_dir():
+        return _load_packaged()
+    return _load_registry_cached(Path(given or BUILTIN_DIR).resolve())
+
+
+@lru_cache(maxsize=1)
+def _load_packaged() -> Registry:
+    """The built-in contracts read as package resources: the Glue job imports m7etl from
+    ``m7etl_glue.zip`` on ``sys.path`` (``--extra-py-files``), where ``datasets/`` is no
+    folder on disk, only entries of the zip."""
+    import importlib.resources
+
+    import yaml
+
+    from m7etl.core.contracts.loading import parse_contract
+
+    folder = importlib.resources.files("m7etl.core.contracts").joinpath("datasets")
+    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".yaml")), key=lambda e: e.name)
+    if not entries:
+        raise ContractError(f"The built-in contracts ({folder}) hold no *.yaml file.",
+                            hint="Rebuild the package: the contract files were left out.")
+    contracts = []
+    for entry in entries:
+        source = str(BUILTIN_DIR / entry.name)  # e.g. .../m7etl_glue.zip/m7etl/.../device.yaml
+        try:
+            data = yaml.safe_load(entry.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ContractError(f"Contract {source}: not valid YAML ({exc}).",
+                                hint="Fix the contract file and rebuild.") from None
+        contracts.append(parse_contract(data, source))
+    return Registry(contracts)
 
 
 @lru_cache(maxsize=8)
