@@ -50,7 +50,7 @@ test: $(STAMP) $(TEST_TOOLS)  ## Lint, then run the whole test suite
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff and the import-linter contract (the layers)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
@@ -59,6 +59,46 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## Throughput and peak memory of raw->silver beside pyarrow, DuckDB and pandas
 	$(BIN)/python scripts/bench.py
+
+# Deployment, usable in CI: `make upload ENV=prod` (default test).
+ENV ?= test
+.PHONY: package upload
+
+package: $(STAMP)  ## Build the Lambda zips, the layer and the Glue files in build/
+	$(BIN)/m7etl package
+
+upload: $(STAMP)  ## Build what is stale, then upload every artefact to the code bucket (ENV=test)
+	$(BIN)/m7etl upload --env $(ENV)
+
+# The whole guide (steps 1 to 5) in one target; CI answers the change set's prompt with --yes.
+.PHONY: deploy doctor notifications status
+
+deploy: $(STAMP)  ## Check, build, upload, deploy the stack, set variables and notifications (ENV=test)
+	$(BIN)/m7etl deploy --env $(ENV) --yes
+
+doctor: $(STAMP)  ## Check an environment's prerequisites, one line per check (ENV=test)
+	$(BIN)/m7etl doctor --env $(ENV)
+
+notifications: $(STAMP)  ## Send the data bucket's landing/ CSV files to the S3-event function (ENV=test)
+	$(BIN)/m7etl notifications --env $(ENV)
+
+status: $(STAMP)  ## The stack, MWAA, the last DAG runs and the last execution log (ENV=test)
+	$(BIN)/m7etl status --env $(ENV)
+
+# The guide's step 4: `make trigger ENV=test DATE=20250501` (DATE optional) waits for the run.
+.PHONY: set-variables trigger
+
+set-variables: $(STAMP)  ## Set the DAG's Airflow variables from m7etl.toml (ENV=test)
+	$(BIN)/m7etl set-variables --env $(ENV)
+
+trigger: $(STAMP)  ## Start the DAG (DATE=YYYYMMDD optional) and wait for its outcome (ENV=test)
+	$(BIN)/m7etl trigger --env $(ENV) $(if $(DATE),--date $(DATE)) --wait
+
+# The DAG end to end here (docs/dag.md): moto, the Lambda and Glue stand-ins, fakesnow.
+.PHONY: dag-test
+
+dag-test: $(STAMP)  ## Run m7_etl_pipeline with `airflow dags test` on the demo files, no AWS
+	$(BIN)/python scripts/dag_test.py --day $(DEMO_DAY)
 
 clean:
 	rm -rf build $(WORK) .pytest_cache .ruff_cache

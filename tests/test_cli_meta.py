@@ -1,4 +1,4 @@
-"""Every command has help text and is documented in the README."""
+"""Every command has help text with an example, and is documented in the README."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def test_command_has_help_and_is_in_the_readme(name):
         if param.param_type_name == "option" and not param.hidden:
             assert param.help, f"{name} {param.opts[0]} has no help text"
     assert f"m7etl {name}" in README
+    assert f"Example: m7etl {name}" in command.help, f"{name}'s help has no example"
     result = CliRunner().invoke(cli, [name, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
 

@@ -356,7 +356,7 @@ print("RESULT:" + json.dumps({
 
 @pytest.fixture
 def standin():
-    from mwaa_standin import MwaaStandin
+    from m7etl.local.standins.mwaa import MwaaStandin
 
     server = MwaaStandin(env_name="m7-etl-mwaa-test").start()
     yield server

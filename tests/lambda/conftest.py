@@ -18,7 +18,8 @@ for extra in (ROOT / "lambda_src", ROOT / "tests"):
         sys.path.insert(0, str(extra))
 
 from lambda_testkit import BUCKET, ENV_NAME, ensure_empty_bucket, load_event  # noqa: E402
-from mwaa_standin import MwaaStandin  # noqa: E402
+
+from m7etl.local.standins.mwaa import MwaaStandin  # noqa: E402
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import S3Event
-from mwaa_standin import MwaaStandin
 
 from m7etl.core.ingest import ALREADY, IGNORED, INGESTED, QUARANTINED
+from m7etl.local.standins.mwaa import MwaaStandin
 from m7etl.orchestration import landing, mwaa
 from m7etl.orchestration.landing import LandedObject, LandingSettings, file_batch, landed_objects
 from m7etl.orchestration.payloads import EventError

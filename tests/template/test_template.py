@@ -660,7 +660,8 @@ EXPECTED_S3 = {
         "s3:GetEncryptionConfiguration": {"CODE"},
         "s3:ListBucket": {"CODE", "DATA"},
         "s3:ListBucketVersions": {"CODE"},
-        "s3:GetObject": {"CODE/dags/*", "CODE/requirements/*", "DATA/logs/*"},
+        "s3:GetObject": {"CODE/dags/*", "CODE/requirements/*", "DATA/logs/*",
+                         "DATA/silver/*/_reports/*"},  # the DAG plan and log read reports
         "s3:GetObjectVersion": {"CODE/dags/*", "CODE/requirements/*"},
         "s3:PutObject": {"DATA/logs/*"},
     },
@@ -708,6 +709,9 @@ def test_mwaa_invokes_exactly_the_pipeline_functions_and_job(test_env):
     assert by_action["glue:StartJobRun"] == {
         f"arn:aws:glue:{REGION}:{ACCOUNT}:job/m7-etl-gold-to-snowflake-test"
     }
+    # The DAG's failure alert: its own topic only (the role had no sns:Publish before, so
+    # the alert task would have been AccessDenied in AWS).
+    assert len(by_action["sns:Publish"]) == 1 and "AlertTopic" in str(by_action["sns:Publish"])
     assert not [
         a
         for a in by_action

@@ -18,20 +18,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-COMMANDS = ("run", "sample", "package")
+# In the order of the guide: local work, then build, check, deploy, configure, operate.
+COMMANDS = ("run", "sample", "package", "doctor", "upload", "deploy", "set_variables",
+            "notifications", "trigger", "status")
 
 
 def _register() -> None:
     import importlib
 
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"m7etl.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command still being written
-            if exc.name != f"m7etl.cli.{name}":
-                raise
-            continue
-        cli.add_command(module.command)
+        cli.add_command(importlib.import_module(f"m7etl.cli.{name}").command)
 
 
 _register()

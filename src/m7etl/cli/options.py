@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from m7etl.deploy.config import EnvConfig, load_env
-from m7etl.storage.aws import Clients
+from m7etl.storage.aws import INTERACTIVE, Clients
 
 # Exit codes, documented in README ("Exit codes").
 EXIT_OK = 0
@@ -66,7 +66,8 @@ def env_options(command):
     def wrapper(env: str, config_path: Path | None, profile: str | None, region: str | None,
                 output: str, **kwargs):
         config = load_env(env, config_path).with_flags(profile=profile, region=region)
-        clients = Clients(config.profile, config.region, config.endpoint_url, config.endpoints)
+        clients = Clients(config.profile, config.region, config.endpoint_url, config.endpoints,
+                          config=INTERACTIVE)
         return command(Context(config, clients, output), **kwargs)
 
     return wrapper

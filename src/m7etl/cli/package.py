@@ -35,7 +35,10 @@ def command(runtime: str, arch: str, out_dir: Path, skip_layer: bool,
             wheel_cache: Path | None) -> None:
     """Build raw_to_silver.zip, silver_to_gold.zip, s3_event.zip, maintenance.zip,
     etl-dependencies.zip (reproducible; sizes checked against Lambda's limit), and the Glue
-    job's glue/gold_to_snowflake.py and glue/m7etl_glue.zip."""
+    job's glue/gold_to_snowflake.py and glue/m7etl_glue.zip.
+
+    Example: m7etl package --runtime python3.12 --arch x86_64
+    """
     if not skip_layer:
         click.echo(f"Building the layer for {runtime} {arch} (pip, manylinux wheels)...", err=True)
     result = build_all(out_dir, runtime=runtime, arch=arch, skip_layer=skip_layer,

@@ -39,7 +39,10 @@ DEFAULT_WAREHOUSE_DIR = Path(".work") / "warehouse"
 def command(local: bool, data_dir: Path, day: str | None, error_threshold: float,
             warning_threshold: float, contracts: Path | None, strict: bool, no_load: bool,
             warehouse_dir: Path) -> None:
-    """Run landing -> raw -> silver -> gold -> warehouse and write the execution log."""
+    """Run landing -> raw -> silver -> gold -> warehouse and write the execution log.
+
+    Example: m7etl run --local --data-dir .work/demo --strict
+    """
     if not local:
         raise UsageError("Only the local run is available here.",
                          hint="Add --local (the AWS pipeline is started by its S3 trigger or the DAG).")

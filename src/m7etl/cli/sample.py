@@ -86,6 +86,8 @@ def command(out_dir: str, day: str | None, datasets: tuple[str, ...], rows: int 
     """Write realistic sample CSV files for the data contracts, with faults on demand.
 
     The same seed and options always write the same bytes.
+
+    Example: m7etl sample --dataset Viewing --rows 10000 --fault-rate 0.02 --out landing/
     """
     day = day or datetime.now(UTC).strftime("%Y%m%d")
     try:

@@ -1,7 +1,9 @@
 """The execution log ``logs/pipeline_execution_YYYYMMDD.json``.
 
 Built from plain dicts (the per-file and per-gold results), so the local runner, the DAG
-and the Lambdas' JSON summaries all feed the same function.
+and the Lambdas' JSON summaries all feed the same function. The DAG runs many times a day
+(each S3 upload asks for a run), so it merges its log into the day's earlier one
+(:func:`merge_execution_log`) instead of replacing it; the local runner rewrites it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,55 @@ def build_execution_log(*, run_id: str, day: str, started_at: str, finished_at: 
     if load is not None:
         log["load"] = load
     return log
+
+
+def _run_entry(log: dict) -> dict:
+    return {k: log.get(k) for k in ("run_id", "started_at", "finished_at")}
+
+
+def _latest(earlier: list[dict], later: list[dict], key) -> list[dict]:
+    """``earlier`` entries that ``later`` does not replace (same ``key``), then ``later``."""
+    replaced = {key(e) for e in later}
+    return [e for e in earlier if key(e) not in replaced] + list(later)
+
+
+def merge_execution_log(previous: dict | None, new: dict) -> dict:
+    """The day's log once ``new`` (this run's log of the day) joins ``previous``.
+
+    What an earlier run recorded stays: a file keeps its entry unless this run processed
+    the same ``source_key`` again (then the new one replaces it); gold and load entries are
+    per dataset, the latest winning; ``ingested`` keeps every earlier entry and adds this
+    run's. ``run_id``, times and ``parameters`` are this run's; ``runs`` lists every run
+    that wrote the day's log, oldest first; ``status`` and ``totals`` are recomputed over
+    the merged files. A ``previous`` of another day, or none, leaves ``new`` as it is
+    (with ``runs``). ValueError if ``previous`` is not an execution log.
+    """
+    runs = [_run_entry(new)]
+    if previous is not None and not isinstance(previous, dict):
+        raise ValueError(f"a JSON {type(previous).__name__}, not an object")
+    if previous is None or previous.get("day") != new["day"]:
+        return {**new, "runs": runs}
+    for name in ("files", "gold", "ingested"):
+        if not isinstance(previous.get(name, []), list):
+            raise ValueError(f"field '{name}' is not a list")
+    if not isinstance(previous.get("runs", []), list):
+        raise ValueError("field 'runs' is not a list")
+    earlier_runs = previous.get("runs") or [_run_entry(previous)]
+    files = _latest(previous.get("files", []), new["files"], lambda f: f.get("source_key"))
+    files.sort(key=lambda f: (layout.base_name(f.get("source_key") or ""), f.get("source_key") or ""))
+    gold = _latest(previous.get("gold", []), new["gold"], lambda g: (g.get("dataset"), g.get("date")))
+    gold.sort(key=lambda g: (g.get("dataset") or "", g.get("date") or ""))
+    ingested = list(previous.get("ingested", []))
+    ingested += [i for i in new.get("ingested", []) if i not in ingested]
+    load = previous.get("load")
+    if new.get("load") is not None:
+        load = _latest(load or [], new["load"], lambda x: (x.get("dataset"), x.get("day")))
+    merged = build_execution_log(
+        run_id=new["run_id"], day=new["day"], started_at=new["started_at"],
+        finished_at=new["finished_at"], parameters=new["parameters"], files=files, gold=gold,
+        ingested=ingested, load=load)
+    merged["runs"] = [r for r in earlier_runs if r.get("run_id") != new["run_id"]] + runs
+    return merged
 
 
 def write_execution_log(storage: Storage, log: dict) -> str:

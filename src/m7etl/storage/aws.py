@@ -16,6 +16,10 @@ from botocore.config import Config
 
 DEFAULT_REGION = "eu-west-1"
 RETRIES = Config(retries={"max_attempts": 10, "mode": "adaptive"}, connect_timeout=10, read_timeout=120)
+# A person is waiting: a few retries, a short connect timeout (an unreachable endpoint is
+# reported in seconds, not after ten adaptive attempts).
+INTERACTIVE = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5,
+                     read_timeout=60)
 
 
 def session(profile: str | None = None, region: str | None = None) -> boto3.session.Session:
@@ -37,11 +41,13 @@ class Clients:
     """
 
     def __init__(self, profile: str | None = None, region: str | None = None,
-                 endpoint_url: str | None = None, endpoints: dict[str, str] | None = None):
+                 endpoint_url: str | None = None, endpoints: dict[str, str] | None = None,
+                 config: Config | None = None):
         self.profile = profile
         self.region = region
         self.endpoint_url = endpoint_url
         self.endpoints = dict(endpoints or {})
+        self.config = config  # None: RETRIES, the pipeline's
         self._session: boto3.session.Session | None = None
         self._clients: dict[str, object] = {}
 
@@ -55,5 +61,6 @@ class Clients:
         key = service if config is None else f"{service}:{id(config)}"
         if key not in self._clients:
             endpoint = self.endpoints.get(service) or self.endpoint_url
-            self._clients[key] = client(service, self.session, self.region, endpoint, config)
+            self._clients[key] = client(service, self.session, self.region, endpoint,
+                                        config or self.config)
         return self._clients[key]
