@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
-import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from m7etl.cli.render.console import console as shared_console
 from m7etl.deploy.runs import RUN, RunOutcome, TaskChange, TriggerReport
 from m7etl.deploy.variables import CREATED, UNCHANGED, UPDATED, VariablesReport
 
@@ -24,10 +24,7 @@ STATE_STYLE = {"success": "green", "failed": "red", "upstream_failed": "red", "r
 
 
 def console(json_mode: bool) -> Console:
-    """Click's stdout (stderr in JSON mode); 160 columns off a terminal (CI logs, pipes)."""
-    file = click.get_text_stream("stderr" if json_mode else "stdout")
-    return Console(file=file, soft_wrap=True, highlight=False,
-                   width=None if file.isatty() else 160)
+    return shared_console(json_mode, soft_wrap=True)
 
 
 def _state(state: str | None) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import click
-from rich.console import Console
 from rich.markup import escape
 
+from m7etl.cli.render.console import console
 from m7etl.deploy.doctor import FAIL, PASS, SKIP, WARN, Check
 
 STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", SKIP: "dim"}
@@ -31,8 +30,7 @@ def summary(checks: list[Check], env: str) -> str:
 
 
 def show(checks: list[Check], env: str, json_mode: bool) -> None:
-    out = Console(file=click.get_text_stream("stderr" if json_mode else "stdout"),
-                  soft_wrap=True, highlight=False)
+    out = console(json_mode)
     for check, line in zip(checks, lines(checks), strict=True):
         word, rest = line[:len(check.status)], line[len(check.status):]
         out.print(f"[{STYLE[check.status]}]{word}[/]{escape(rest)}")

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from m7etl.cli.render.console import console as shared_console
 from m7etl.deploy.notifications import ADDED, REMOVED, UPDATED, NotificationReport
 
 STYLE = {ADDED: "green", UPDATED: "yellow", REMOVED: "red"}
 
 
 def console(json_mode: bool) -> Console:
-    """Click's stdout (stderr when stdout carries the JSON document). Lines are not wrapped;
-    off a terminal (CI logs, pipes) tables get 160 columns instead of rich's 80."""
-    file = click.get_text_stream("stderr" if json_mode else "stdout")
-    return Console(file=file, soft_wrap=True, highlight=False,
-                   width=None if file.isatty() else 160)
+    return shared_console(json_mode, soft_wrap=True)
 
 
 def _short(kind: str, arn: str) -> str:

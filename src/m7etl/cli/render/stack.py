@@ -15,14 +15,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from m7etl.cli.render.console import console as shared_console
 from m7etl.deploy.stack import Failure, ParameterChange, ResourceChange, is_root
 
-MIN_WIDTH = 120  # a log file is not a terminal: do not fold logical ids at rich's 80
 ACTIONS = {"Add": ("+ Add", "green"), "Modify": ("* Modify", "yellow"),
            "Remove": ("- Delete", "red"), "Import": ("> Import", "cyan"),
            "Dynamic": ("? Dynamic", "magenta")}
@@ -32,12 +31,7 @@ FAILURES_SHOWN = 5
 
 
 def console(json_mode: bool) -> Console:
-    """A console on click's stdout, or stderr when stdout carries the JSON document."""
-    out = Console(file=click.get_text_stream("stderr" if json_mode else "stdout"),
-                  highlight=False, soft_wrap=False)
-    if not out.is_terminal:
-        out.width = max(out.width, MIN_WIDTH)
-    return out
+    return shared_console(json_mode, soft_wrap=False)
 
 
 def status_style(status: str) -> str:

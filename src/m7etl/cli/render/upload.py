@@ -6,7 +6,6 @@ says what happened to every file anyway.
 
 from __future__ import annotations
 
-import click
 from rich import box
 from rich.console import Console
 from rich.progress import (
@@ -20,18 +19,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from m7etl.cli.render.console import console as shared_console
 from m7etl.deploy.upload import LARGE_FILE, ObjectResult, UploadItem, UploadProgress, UploadReport
-
-MIN_WIDTH = 120  # a log file is not a terminal: do not fold version ids at rich's 80
 
 
 def console(json_mode: bool) -> Console:
-    """A console on click's stdout, or stderr when stdout carries the JSON document."""
-    out = Console(file=click.get_text_stream("stderr" if json_mode else "stdout"),
-                  highlight=False, soft_wrap=False)
-    if not out.is_terminal:
-        out.width = max(out.width, MIN_WIDTH)
-    return out
+    return shared_console(json_mode, soft_wrap=False)
 
 
 def human_size(n: int) -> str:
