@@ -102,3 +102,20 @@ dag-test: $(STAMP)  ## Run m7_etl_pipeline with `airflow dags test` on the demo 
 
 clean:
 	rm -rf build $(WORK) .pytest_cache .ruff_cache
+
+# The local stack (docs/local.md): moto and the MWAA stand-in on 127.0.0.1, the endpoints of
+# [local] in m7etl.toml; pids and logs in .work/local/. `make local-e2e` walks the guide's
+# steps 1 to 6 on it (E2E_ARGS=--failure-path adds a run failing the quality gate).
+.PHONY: local-up local-down local-status local-e2e
+
+local-up: $(STAMP)  ## Start moto and the MWAA stand-in (--env local), with the VPC exports and buckets
+	$(BIN)/m7etl local up --with-prerequisites
+
+local-down: $(STAMP)  ## Stop exactly what local-up started
+	$(BIN)/m7etl local down
+
+local-status: $(STAMP)  ## Show the local stack's processes (exit 2 when one is not running)
+	$(BIN)/m7etl local status
+
+local-e2e: $(STAMP)  ## Deploy the real stack locally and run landing/ files to the warehouse
+	$(BIN)/python scripts/local_e2e.py $(E2E_ARGS)

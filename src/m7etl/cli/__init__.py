@@ -20,7 +20,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 # In the order of the guide: local work, then build, check, deploy, configure, operate.
 COMMANDS = ("run", "sample", "package", "doctor", "upload", "deploy", "set_variables",
-            "notifications", "trigger", "status")
+            "notifications", "trigger", "status", "local")
 
 
 def _register() -> None:

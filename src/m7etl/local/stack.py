@@ -327,6 +327,10 @@ def down(layout: Layout, grace: float = STOP_GRACE_S) -> Report:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGTERM)
             _, alive = psutil.wait_procs([proc], timeout=grace)
+            if alive:  # it did not stop: its threads' stacks go to its log, for the report
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.send_signal(signal.SIGUSR1)
+                    time.sleep(0.5)
             left = [p for p in family if _alive(p)]
             for member in left:
                 with contextlib.suppress(psutil.NoSuchProcess):
