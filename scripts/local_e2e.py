@@ -190,11 +190,14 @@ class LocalE2E:
         with self.step("m7etl deploy --env local --yes, again: no changes, nothing uploaded"):
             code, doc = self.m7etl_json("deploy", "--yes")
             self.result.deploys.append(doc)
-            uploaded = (doc.get("upload") or {}).get("uploaded") or []
-            if code != 0 or doc.get("outcome") != "no changes" or uploaded:
+            upload = doc.get("upload") or {}
+            uploaded = upload.get("uploaded")  # a count
+            if code != 0 or doc.get("outcome") != "no changes" or uploaded != 0:
                 # Not fatal: the stack is still the first deploy's, the pipeline can run on it.
                 self.problem(f"the second deploy exited {code}, outcome {doc.get('outcome')!r}, "
-                             f"uploaded {len(uploaded)} file(s); expected 0, 'no changes', 0")
+                             f"uploaded {uploaded} file(s); expected 0, 'no changes', 0")
+            self.say(f"    {uploaded} uploaded, {upload.get('skipped')} unchanged; "
+                     f"outcome {doc.get('outcome')!r}")
 
     # -- 3. files land, the DAG runs -------------------------------------------------------
     def demo_files(self) -> dict:

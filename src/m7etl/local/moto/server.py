@@ -24,6 +24,7 @@ import faulthandler
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -64,6 +65,17 @@ def detect_unchanged_updates() -> None:
     Stack.has_parameters = has_parameters
 
 
+def port_problem(port: int) -> str | None:
+    """Why 127.0.0.1:``port`` cannot be listened on (taken...), or None."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def serve(port: int, work_dir: Path, warehouse_dir: Path, mwaa_endpoint: str | None,
           stopped: threading.Event) -> int:
     """Install the models and executors, serve until ``stopped`` is set."""
@@ -73,13 +85,13 @@ def serve(port: int, work_dir: Path, warehouse_dir: Path, mwaa_endpoint: str | N
 
     if mwaa_endpoint:
         os.environ[executors.MWAA_VARIABLE] = mwaa_endpoint
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    try:
-        server.start()
-    except OSError as exc:  # the port is taken
-        print(f"moto server: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
-              file=sys.stderr, flush=True)
+    problem = port_problem(port)
+    if problem:  # ThreadedMotoServer.start() would wait forever for a server that failed
+        print(f"moto server: cannot listen on 127.0.0.1:{port}: {problem}", file=sys.stderr,
+              flush=True)
         return 1
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
     host, bound = server.get_host_and_port()
     endpoint = f"http://{host}:{bound}"
     os.environ[executors.ENDPOINT_VARIABLE] = endpoint
@@ -91,7 +103,10 @@ def serve(port: int, work_dir: Path, warehouse_dir: Path, mwaa_endpoint: str | N
           f"{mwaa_endpoint or 'none'})", flush=True)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # local-down's "where is it stuck"
     with contextlib.suppress(KeyboardInterrupt):
-        stopped.wait()
+        # A timeout, not one long wait: the kernel may deliver SIGTERM to another thread, and
+        # Python runs its handler only when the main thread wakes up.
+        while not stopped.wait(0.5):
+            pass
     logging.getLogger(__name__).info("stopping")
     executors.shutdown()
     server.stop()

@@ -445,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # local-down's "where is it stuck"
     with contextlib.suppress(KeyboardInterrupt):
-        stopped.wait()
+        # A timeout, not one long wait: the kernel may deliver SIGTERM to another thread, and
+        # Python runs its handler only when the main thread wakes up.
+        while not stopped.wait(0.5):
+            pass
     log.info("stopping")
     standin.stop()
     log.info("stopped")
