@@ -29,7 +29,7 @@ from typing import Any
 
 import click
 
-from m7etl.cli.options import EXIT_FAILED, EXIT_OK, Context, env_options
+from m7etl.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context, env_options
 from m7etl.cli.render import stack as render
 from m7etl.cli.render.airflow import show_variables
 from m7etl.cli.render.doctor import show as show_checks
@@ -76,8 +76,6 @@ from m7etl.deploy.stack import (
 from m7etl.deploy.upload import upload_environment
 from m7etl.deploy.variables import set_variables
 from m7etl.exceptions import DeployError
-
-EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's convention (128 + SIGINT)
 
 
 @dataclass(frozen=True)

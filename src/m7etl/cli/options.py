@@ -24,6 +24,7 @@ from m7etl.storage.aws import INTERACTIVE, Clients
 EXIT_OK = 0
 EXIT_ERROR = 1  # an expected error: one line on stderr says what and what to do
 EXIT_FAILED = 2  # the command ran and the outcome is a failure (rollback, failed run or check)
+EXIT_INTERRUPTED = 130  # Ctrl-C (the shell's 128 + SIGINT): watching stopped, not the work
 
 
 @dataclass

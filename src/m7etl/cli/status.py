@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import click
 
-from m7etl.cli.options import EXIT_FAILED, Context, env_options
+from m7etl.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, Context, env_options
 from m7etl.cli.render import stack as render_stack
 from m7etl.cli.render.status import print_status
 from m7etl.deploy.changeset import Polling
 from m7etl.deploy.events import EventStream, watch
 from m7etl.deploy.stack import follow_command
 from m7etl.deploy.status import environment_status
-
-EXIT_INTERRUPTED = 130
 
 
 def _routes(ctx: Context):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from m7etl.cli.options import EXIT_FAILED, Context, env_options
+from m7etl.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, Context, env_options
 from m7etl.cli.render.airflow import RunWatcher, show_outcome, show_stopped, show_trigger
 from m7etl.deploy.runs import (
     DEFAULT_POLL_S,
@@ -14,8 +14,6 @@ from m7etl.deploy.runs import (
     open_routes,
     trigger_run,
 )
-
-EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
 @click.command("trigger")
