@@ -18,6 +18,7 @@ from m7etl.core import layout
 from m7etl.deploy.changeset import find_stack
 from m7etl.deploy.stack import failures, follow_command, is_root, is_terminal, outcome, outputs
 from m7etl.exceptions import M7Error
+from m7etl.storage import S3Storage
 
 RECENT_EVENTS = 8
 RECENT_RUNS = 5
@@ -162,21 +163,13 @@ def latest_log_key(keys: list[str]) -> str | None:
 
 def log_part(s3, bucket: str) -> Part:
     """The latest execution log's day, status and totals."""
+    storage = S3Storage(bucket, client=s3)  # its paged list and its error mapping
     try:
-        keys, token = [], None
-        while True:
-            kwargs = {"Bucket": bucket, "Prefix": f"{layout.LOGS}pipeline_execution_"}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = s3.list_objects_v2(**kwargs)
-            keys += [o["Key"] for o in page.get("Contents", [])]
-            if not page.get("IsTruncated"):
-                break
-            token = page["NextContinuationToken"]
+        keys = [o.key for o in storage.list(f"{layout.LOGS}pipeline_execution_")]
         key = latest_log_key(keys)
         if key is None:
             return Part(problem=f"No execution log in s3://{bucket}/{layout.LOGS} yet.")
-        log = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        log = json.loads(storage.read_bytes(key))
     except _read_errors() as exc:
         return Part(problem=_problem(exc))
     return Part({"key": key, "day": log.get("day"), "status": log.get("status"),
