@@ -82,7 +82,7 @@ class EnvConfig:
         """The parameters this environment sets on the stack (versions and password aside)."""
         params = {"Environment": self.name, "DataBucketName": self.data_bucket,
                   "CodeBucketName": self.code_bucket}
-        params.update({k: v for k, v in self.snowflake.parameters().items()})
+        params.update(self.snowflake.parameters())
         params.update(self.parameters)
         return params
 
