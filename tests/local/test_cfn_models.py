@@ -333,3 +333,37 @@ def test_a_failed_change_set_is_execute_failed_and_rolled_back(moto, standin):
         "EXECUTE_FAILED"
     assert env.describe()["StackStatus"] == "ROLLBACK_COMPLETE"
     assert env.resources() == {} and "Outputs" not in env.describe()
+
+
+def test_an_update_adds_and_removes_a_resource_whose_condition_changes(moto, standin):
+    """AlertEmailSubscription exists only when AlertEmail is set (HasAlertEmail). An update
+    that sends AlertEmail="" explicitly (m7etl deploy sends every parameter), where the
+    create had left it to its default, rolled the stack back on moto: its update was called
+    with no subscription ("'NoneType' object has no attribute 'props'"). CloudFormation
+    leaves the resource absent; setting the address adds it, clearing it deletes it."""
+    env = new_env(moto, standin)
+    env.prepare()
+    env.create()
+    cf = env.client("cloudformation")
+
+    def change_set(number: int, **values: str) -> str:
+        made = cf.create_change_set(
+            StackName=env.stack, ChangeSetName=f"m7etl-{number}", ChangeSetType="UPDATE",
+            TemplateBody=TEMPLATE, Capabilities=["CAPABILITY_IAM"],
+            Parameters=[{"ParameterKey": "Environment", "UsePreviousValue": True},
+                        {"ParameterKey": "SnowflakePassword", "UsePreviousValue": True},
+                        *[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]])
+        cf.execute_change_set(ChangeSetName=made["Id"])
+        return env.describe()["StackStatus"]
+
+    def subscriptions() -> list[tuple[str, str]]:
+        found = env.client("sns").list_subscriptions_by_topic(
+            TopicArn=env.outputs()["AlertTopicArn"])["Subscriptions"]
+        return [(s["Protocol"], s["Endpoint"]) for s in found]
+
+    assert change_set(1, AlertEmail="", GlueTimeoutMinutes="30") == "UPDATE_COMPLETE"
+    assert "AlertEmailSubscription" not in env.resources() and subscriptions() == []
+    assert change_set(2, AlertEmail="ops@example.com") == "UPDATE_COMPLETE"
+    assert subscriptions() == [("email", "ops@example.com")]
+    assert change_set(3, AlertEmail="") == "UPDATE_COMPLETE"
+    assert "AlertEmailSubscription" not in env.resources() and subscriptions() == []

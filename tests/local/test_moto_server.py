@@ -11,7 +11,8 @@ import time
 import boto3
 import pytest
 
-from m7etl.local.moto.server import READY, resolved_parameters
+from m7etl.local.moto.cfn_models_stack import resolved_parameters
+from m7etl.local.moto.server import READY
 
 TEMPLATE = {"Parameters": {"Name": {"Type": "String"},
                            "Size": {"Type": "Number", "Default": 2},

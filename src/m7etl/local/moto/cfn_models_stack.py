@@ -20,6 +20,10 @@
 * **Only what the stack holds is listed.** A resource whose ``Condition`` is false was
   listed by ListStackResources as an empty row, and listing (or describing the outputs of)
   a rolled-back or deleted stack made its resources again (moto's map creates on lookup).
+* **A resource whose ``Condition`` is false is not updated.** It is deleted if it was there
+  (moto called the type's update with no resource and rolled the stack back).
+* **An update that changes nothing is "no changes".** moto compared the parameters as
+  sent, not as resolved with the template's defaults.
 * **A NoEcho parameter is shown as ``****``.** moto's DescribeStacks printed its value (the
   Snowflake password).
 """
@@ -56,6 +60,32 @@ def apply() -> None:
     Stack.parameter_list = property(_masked_parameters)
     outputs = Stack.outputs.fget
     Stack.outputs = property(lambda self: None if self.status in NO_OUTPUTS else outputs(self))
+    detect_unchanged_updates()
+
+
+def resolved_parameters(template: dict, given: dict) -> dict[str, str]:
+    """A stack's parameter values as CloudFormation compares them: the template's defaults
+    under the values given (pure)."""
+    defaults = {name: str(spec["Default"]) for name, spec in
+                (template.get("Parameters") or {}).items() if "Default" in spec}
+    return {**defaults, **{name: str(value) for name, value in given.items()}}
+
+
+def detect_unchanged_updates() -> None:
+    """An UPDATE change set that changes nothing is FAILED "didn't contain changes", as in AWS.
+
+    moto does detect it, but compares the parameters *as sent*: the stack's create sent a
+    subset (the template's defaults for the rest), and an update sends every parameter
+    (``UsePreviousValue``), so the same values looked different and ``m7etl deploy`` ran an
+    empty change set where AWS reports "no changes". Compared resolved here.
+    """
+
+    def has_parameters(self, other_parameters: dict) -> bool:
+        self._parse_template()
+        return resolved_parameters(self.template_dict, self.parameters) == \
+            resolved_parameters(self.template_dict, other_parameters)
+
+    Stack.has_parameters = has_parameters
 
 
 def _made_resources(stack) -> list[Any]:
@@ -150,6 +180,18 @@ def _update_and_pass_on(original, logical_id: str, resource_json: dict, resource
                         account_id: str, region_name: str):
     before = resources_map._parsed_resources.get(logical_id)
     seen = fingerprint(before)
+    condition = resource_json.get("Condition")
+    if condition and not resources_map.lazy_condition_map[condition]:
+        # Its Condition is false now: CloudFormation deletes the resource (or leaves it
+        # absent). moto called the type's update with no original resource and failed
+        # ("'NoneType' object has no attribute 'props'"), e.g. when an update sent
+        # AlertEmail="" that the create had left to its default.
+        if before is not None:
+            resources_map._delete_resource(before, resource_json)
+        return None
+    if before is None and condition:  # its Condition turned true: the resource is created
+        resources_map._parsed_resources.pop(logical_id, None)
+        return resources_map[logical_id]  # moto's map creates on lookup
     updated = original(logical_id, resource_json, resources_map, account_id, region_name)
     if updated is None:  # moto cannot update this type: the resource stays as it was
         logger.warning("%s (%s) is not updated on the local stack: moto cannot update the type",

@@ -5,8 +5,8 @@
 
 In this process only, before anything is served: :func:`m7etl.local.moto.cfn_models.install`
 (the CloudFormation models moto lacks, the MWAA environment registered with the MWAA
-stand-in at ``--mwaa-endpoint``), :func:`detect_unchanged_updates` (an update that changes
-nothing is "no changes") and :func:`m7etl.local.moto.executors.install` (Lambda
+stand-in at ``--mwaa-endpoint``; an update that changes nothing is "no changes") and
+:func:`m7etl.local.moto.executors.install` (Lambda
 ``Invoke`` and Glue runs really executed, S3 notifications delivered; the code reaches this
 server as ``AWS_ENDPOINT_URL`` and MWAA at ``--mwaa-endpoint``). Then moto's own threaded
 server on 127.0.0.1 answers every service at one endpoint, as ``moto_server`` does.
@@ -31,38 +31,6 @@ from pathlib import Path
 
 READY = "moto server on "  # the line m7etl.local.stack waits for
 QUIET = ("werkzeug",)  # moto's server logs every request at INFO
-
-
-def resolved_parameters(template: dict, given: dict) -> dict[str, str]:
-    """A stack's parameter values as CloudFormation compares them: the template's defaults
-    under the values given (pure)."""
-    defaults = {name: str(spec["Default"]) for name, spec in
-                (template.get("Parameters") or {}).items() if "Default" in spec}
-    return {**defaults, **{name: str(value) for name, value in given.items()}}
-
-
-def detect_unchanged_updates() -> None:
-    """An UPDATE change set that changes nothing is FAILED "didn't contain changes", as in AWS.
-
-    moto does detect it, but compares the parameters *as sent*: the stack's create sent a
-    subset (the template's defaults for the rest), and an update sends every parameter
-    (``UsePreviousValue``), so the same values looked different and ``m7etl deploy`` ran an
-    empty change set where AWS reports "no changes". Compared resolved here. It belongs with
-    the stack-engine fixes of :mod:`m7etl.local.moto.cfn_models_stack`; until it is there,
-    the server applies it (once: a second call does nothing).
-    """
-    from moto.cloudformation.models import Stack
-
-    if getattr(Stack.has_parameters, "m7etl_resolved", False):
-        return
-
-    def has_parameters(self, other_parameters: dict) -> bool:
-        self._parse_template()
-        return resolved_parameters(self.template_dict, self.parameters) == \
-            resolved_parameters(self.template_dict, other_parameters)
-
-    has_parameters.m7etl_resolved = True
-    Stack.has_parameters = has_parameters
 
 
 def port_problem(port: int) -> str | None:
@@ -96,7 +64,6 @@ def serve(port: int, work_dir: Path, warehouse_dir: Path, mwaa_endpoint: str | N
     endpoint = f"http://{host}:{bound}"
     os.environ[executors.ENDPOINT_VARIABLE] = endpoint
     cfn_models.install(mwaa=mwaa_endpoint)
-    detect_unchanged_updates()
     executors.install(warehouse_dir=warehouse_dir, mwaa_endpoint=mwaa_endpoint,
                       work_dir=work_dir, endpoint=endpoint)
     print(f"{READY}{endpoint} (work {work_dir}, warehouse {warehouse_dir}, MWAA "
