@@ -45,10 +45,11 @@ demo: $(STAMP)  ## Generate sample files and run the whole pipeline locally (no 
 # Python 3.9 venv with the Glue job's modules, when a python3.9 exists on the machine.
 TEST_TOOLS = checkov-install $(if $(PY39),py39-venv)
 
+# pytest-xdist: one worker per core, a module's tests on one worker (tests/conftest.py).
 test: $(STAMP) $(TEST_TOOLS)  ## Lint, then run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 lint: $(STAMP)  ## ruff and the import-linter contract (the layers)
 	$(BIN)/ruff check .

@@ -12,6 +12,16 @@ from m7etl.core.contracts import load_registry
 from m7etl.storage import LocalStorage, S3Storage
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), a module's tests
+    stay on one worker, so its module fixtures (a DAG run, a deployed stack) are built once.
+    A module may join a named group instead (``xdist_group``): the modules sharing the
+    layer's wheel cache run on one worker, so two pip processes never fill it at once."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def aws_env():
     """Fake credentials so no test can reach a real account."""

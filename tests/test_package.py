@@ -41,6 +41,9 @@ from m7etl.deploy.artefacts import (
 )
 from m7etl.deploy.glue import build_glue_bundle
 
+# The modules that build the layer share its wheel cache (.work/wheels): one xdist worker.
+pytestmark = pytest.mark.xdist_group("wheel-cache")
+
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / ".work" / "wheels"
 NUMPY = {"python3.12": "1.26.4", "python3.13": "2.1.3"}  # lambda_src/requirements-layer.txt

@@ -34,6 +34,9 @@ from m7etl.local.moto.notifications import s3_record
 from m7etl.local.standins.lambda_invoke import Invocation
 from m7etl.local.standins.mwaa import MwaaStandin
 
+# The modules that build the layer share its wheel cache (.work/wheels): one xdist worker.
+pytestmark = pytest.mark.xdist_group("wheel-cache")
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 MWAA_ENV = "m7-etl-mwaa-test"

@@ -32,6 +32,9 @@ from m7etl.exceptions import ConfigurationError
 from m7etl.local.standins import lambda_invoke
 from m7etl.local.standins.lambda_invoke import FunctionSpec, LambdaStandin, find_python, load_functions
 
+# The modules that build the layer share its wheel cache (.work/wheels): one xdist worker.
+pytestmark = pytest.mark.xdist_group("wheel-cache")
+
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:"
 
