@@ -81,3 +81,14 @@ def test_open_storage_picks_the_backend(tmp_path, s3_client):
     assert isinstance(open_storage("s3://bucket-a", client=s3_client), S3Storage)
     with pytest.raises(StorageError, match="not a bucket URL"):
         open_storage("s3://bucket/with/prefix", client=s3_client)
+
+
+def test_a_prefix_is_a_string_prefix_on_both_backends(storage):
+    """S3 lists by key prefix: "raw/20250501" finds the folder's files and the file beside
+    it. The local folder listed only the folder when one had that name."""
+    for key in ("raw/20250501/a.csv", "raw/20250501.csv", "raw/2025050x.csv", "raw/other.csv"):
+        storage.write_bytes(key, b"x")
+    assert [o.key for o in storage.list("raw/20250501")] == [
+        "raw/20250501.csv", "raw/20250501/a.csv"]
+    assert [o.key for o in storage.list("raw/2025050")] == [
+        "raw/20250501.csv", "raw/20250501/a.csv", "raw/2025050x.csv"]

@@ -38,12 +38,29 @@ class UnreadableFileError(M7Error):
         self.reason = reason
 
 
+class ConservationError(M7Error):
+    """The rows written are not the rows counted (a fault in m7etl, never in the file):
+    nothing is published and the raw file stays where it is."""
+
+
 class StorageError(M7Error):
-    """A storage operation failed (missing object, permissions...)."""
+    """A storage operation failed (missing object, permissions...).
+
+    ``key`` names the object when one is at fault; the cause is the message (and
+    ``__cause__``)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, key: str | None = None):
+        super().__init__(message, hint=hint)
+        self.key = key
+
+
+class ObjectNotFoundError(StorageError):
+    """The object does not exist (a retry cannot make it appear)."""
 
 
 class TransientStorageError(StorageError):
-    """A storage operation failed in a way a retry may fix (throttling, timeouts)."""
+    """A storage operation failed in a way a retry may fix: throttling, a timeout, a reset
+    connection, a full or failing disk. Never a reason to take a file for a bad one."""
 
     retryable = True
 

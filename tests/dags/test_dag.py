@@ -205,7 +205,8 @@ def test_what_the_upload_ships_with_the_dag_stays_light():
         "m7etl.orchestration", "m7etl.orchestration.airflow_ops", "m7etl.orchestration.failures",
         "m7etl.orchestration.gate", "m7etl.orchestration.payloads", "m7etl.orchestration.plan",
         "m7etl.orchestration.run_log", "m7etl.orchestration.settings", "m7etl.storage",
-        "m7etl.storage.aws", "m7etl.storage.base", "m7etl.storage.local", "m7etl.storage.s3"]
+        "m7etl.storage.aws", "m7etl.storage.base", "m7etl.storage.errors", "m7etl.storage.local",
+        "m7etl.storage.s3"]
     # pyarrow only behind TYPE_CHECKING and in storage methods the DAG never calls.
     assert sorted(graph.third_party) == ["airflow", "boto3", "botocore", "pyarrow"]
 

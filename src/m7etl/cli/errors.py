@@ -11,6 +11,16 @@ import sys
 import click
 
 from m7etl.exceptions import M7Error
+from m7etl.storage import errors
+
+# What to do next, by the kind of AWS error (m7etl.storage.errors): a refusal alone is
+# not an answer.
+NEXT_STEP = {
+    errors.THROTTLED: " AWS is throttling the calls: run the command again in a minute.",
+    errors.TRANSIENT: " A transient AWS failure: run the command again.",
+    errors.EXPIRED: " Refresh the credentials (e.g. aws sso login) and run again.",
+    errors.DENIED: " Grant the caller that permission, or use --profile for one that has it.",
+}
 
 
 def _message(exc: BaseException) -> str | None:
@@ -20,10 +30,15 @@ def _message(exc: BaseException) -> str | None:
         from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
     except ImportError:  # pragma: no cover - boto3 is a dependency
         return None
+    kind = errors.classify(exc)
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        op = exc.operation_name
-        return f"AWS refused {op}: {err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": ")
+        refused = f"AWS refused {exc.operation_name}: {err.get('Code', '?')}: " \
+                  f"{err.get('Message', '')}".rstrip(": ")
+        return refused + NEXT_STEP.get(kind, "")
+    if kind == errors.TRANSIENT:
+        return (f"Cannot reach AWS ({type(exc).__name__}: {exc}). Check the network and run "
+                "again.")
     if isinstance(exc, NoCredentialsError):
         return ("No AWS credentials found. Configure them (aws configure, AWS_PROFILE or "
                 "environment variables) and run again.")

@@ -19,11 +19,8 @@ from typing import Any
 
 from m7etl.deploy.stack import is_no_change, parse_s3_url
 from m7etl.exceptions import DeployError
+from m7etl.storage import errors
 
-THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-             "SlowDown", "ServiceUnavailable", "InternalFailure"}
-EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
-DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
 WIRE_LOGGERS = ("botocore", "urllib3")
 
 
@@ -62,17 +59,22 @@ def _message(exc: Exception) -> str:
 
 
 def aws_error(exc: Exception, what: str, permission: str) -> DeployError | None:
-    """The DeployError for an error a person can act on, None for the others."""
-    code = _code(exc)
-    if code in DENIED:
+    """The DeployError for an error a person can act on, None for the others (the category
+    from :func:`m7etl.storage.errors.classify`, the words for a deploy)."""
+    code, category = _code(exc), errors.classify(exc)
+    if category == errors.DENIED:
         return DeployError(f"AWS denied {what}: {_message(exc)}",
                            hint=f"Grant {permission} to the credentials in use (check --profile).")
-    if code in EXPIRED:
+    if category == errors.EXPIRED:
         return DeployError(f"The AWS session expired while {what}.",
                            hint="Refresh the credentials (aws sso login, or new keys), then run "
                                 "again.")
-    if code in THROTTLED:
+    if category == errors.THROTTLED:
         return DeployError(f"AWS throttled {what} ({code}).",
+                           hint="Wait a minute and run again.", retryable=True)
+    if category == errors.TRANSIENT:
+        return DeployError(f"AWS failed while {what} ({code or type(exc).__name__}, a transient "
+                           "error).",
                            hint="Wait a minute and run again.", retryable=True)
     return None
 

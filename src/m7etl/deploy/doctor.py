@@ -18,6 +18,8 @@ from pathlib import Path
 
 from botocore.config import Config
 
+from m7etl.storage import errors
+
 PASS, FAIL, SKIP, WARN = "pass", "fail", "skip", "warn"
 TEMPLATE = Path("templates") / "etl-pipeline-mwaa.yaml"
 EXPORTS = {"VPC": "VpcExportName", "PrivateSubnet1": "PrivateSubnet1ExportName",
@@ -30,8 +32,6 @@ CONNECTION_FIX = ("Admin > Connections in the Airflow UI: add or fix aws_default
 QUICK = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 QUICK_LOCAL_MWAA = QUICK.merge(Config(inject_host_prefix=False))  # a stand-in has no api./env.
 MWAA_FAILED = {"CREATE_FAILED", "UPDATE_FAILED", "UNAVAILABLE", "DELETED"}
-THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequestsException",
-             "RequestLimitExceeded"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ def failed(checks: list[Check]) -> list[Check]:
 # -- expected AWS errors become failed checks ----------------------------------------------
 
 def aws_failure(name: str, exc: Exception, what: str, permission: str) -> Check | None:
-    """The failed check for an expected AWS error, or None for anything else."""
+    """The failed check for an expected AWS error, or None for anything else (the category
+    from :func:`m7etl.storage.errors.classify`, the words for the doctor)."""
     from botocore.exceptions import (
         ClientError,
         EndpointConnectionError,
@@ -74,21 +75,27 @@ def aws_failure(name: str, exc: Exception, what: str, permission: str) -> Check 
     if isinstance(exc, EndpointConnectionError):
         return Check(name, FAIL, f"cannot reach AWS for {what} ({exc.kwargs.get('endpoint_url')})",
                      "Check the network, the region and any endpoint_url in m7etl.toml.")
+    category = errors.classify(exc)
     if not isinstance(exc, ClientError):
+        if category == errors.TRANSIENT:
+            return Check(name, FAIL, f"AWS did not answer for {what} ({type(exc).__name__})",
+                         "Check the network, then run m7etl doctor again.")
         return None
-    err = exc.response.get("Error", {})
-    code, message = str(err.get("Code", "")), str(err.get("Message", ""))
-    if code in ("AccessDenied", "AccessDeniedException", "403", "Forbidden"):
+    code, message = errors.error_code(exc), errors.error_message(exc)
+    if category == errors.DENIED:
         return Check(name, FAIL, f"access denied to {what}",
                      f"Grant the caller {permission} and run again.")
-    if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+    if category == errors.EXPIRED:
         return Check(name, FAIL, "the AWS session token has expired",
                      "Refresh the credentials (e.g. aws sso login) and run again.")
-    if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
+    if category == errors.BAD_CREDENTIALS:
         return Check(name, FAIL, f"AWS does not accept these credentials ({code})",
                      "Check the access key of the profile or environment in use.")
-    if code in THROTTLED:
+    if category == errors.THROTTLED:
         return Check(name, FAIL, f"AWS throttled {what} ({code})", "Run m7etl doctor again.")
+    if category == errors.TRANSIENT:
+        return Check(name, FAIL, f"AWS failed on {what} ({code}, a transient error)",
+                     "Run m7etl doctor again in a minute.")
     return Check(name, FAIL, f"AWS refused {what}: {code}: {message[:200]}".rstrip(": "),
                  f"Check {permission} for the caller and the resource's name.")
 

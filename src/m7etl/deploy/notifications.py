@@ -29,8 +29,6 @@ PERMISSION_RESOURCE = "S3EventInvokePermission"
 KINDS = {"LambdaFunctionConfigurations": "LambdaFunctionArn",
          "QueueConfigurations": "QueueArn", "TopicConfigurations": "TopicArn"}
 EVENTBRIDGE = "EventBridgeConfiguration"
-THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequestsException",
-             "RequestLimitExceeded", "ServiceUnavailable", "InternalError"}
 
 ADDED, UPDATED, UNCHANGED, REMOVED, KEPT = "added", "updated", "unchanged", "removed", "kept"
 
@@ -246,14 +244,17 @@ def _code(exc) -> str:
 
 
 def _refused(exc, what: str, permission: str) -> DeployError:
-    code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
-    if code in THROTTLED:
-        return DeployError(f"AWS throttled {what} ({code}).", hint="Run the same command again.",
-                           retryable=True)
-    if code in ("AccessDenied", "AccessDeniedException"):
+    from m7etl.storage import errors
+
+    code, message, kind = _code(exc), errors.error_message(exc), errors.classify(exc)
+    if kind in errors.RETRYABLE:
+        return DeployError(f"AWS throttled {what} ({code})." if kind == errors.THROTTLED else
+                           f"AWS failed {what} for now ({code}).",
+                           hint="Run the same command again.", retryable=True)
+    if kind == errors.DENIED:
         return DeployError(f"Access denied to {what}.",
                            hint=f"Grant the caller {permission} and run again.")
-    if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+    if kind == errors.EXPIRED:
         return DeployError(f"The AWS session expired during {what}.",
                            hint="Refresh the credentials (e.g. aws sso login) and run again.")
     return DeployError(f"AWS refused {what}: {code}: {message}".rstrip(": "),

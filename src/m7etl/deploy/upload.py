@@ -19,6 +19,7 @@ from m7etl.deploy.functions import HANDLERS, LAYER
 from m7etl.deploy.glue import BUNDLE_NAME, GLUE_DIR, GLUE_SCRIPT
 from m7etl.deploy.zips import sha256
 from m7etl.exceptions import DeployError
+from m7etl.storage import errors
 
 UPLOAD, SKIP = "upload", "skip"  # decide()'s answers
 UPLOADED, SKIPPED = "uploaded", "skipped"  # what happened, in the report
@@ -228,12 +229,7 @@ def object_url(bucket: str, key: str, region: str | None, endpoint_url: str | No
     return f"{url}?versionId={version_id}" if version_id else url
 
 
-THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-             "TooManyRequestsException", "RequestTimeout", "ServiceUnavailable", "InternalError",
-             "503", "500"}
-EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
-BAD_KEYS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
-DENIED = {"AccessDenied", "403", "AllAccessDisabled"}
+DENIED = errors.DENIED_CODES
 PERMISSION = {"GetBucketVersioning": "s3:GetBucketVersioning",
               "HeadObject": "s3:GetObject (and s3:ListBucket: without it S3 answers 403 for a key "
                             "that does not exist yet)",
@@ -241,29 +237,31 @@ PERMISSION = {"GetBucketVersioning": "s3:GetBucketVersioning",
 
 
 def explain(code: str, message: str, operation: str, bucket: str, key: str | None) -> DeployError | None:
-    """The DeployError for an S3 error code, or None when it is not an expected one."""
+    """The DeployError for an S3 error code, or None when it is not an expected one (the
+    category from :func:`m7etl.storage.errors.classify_code`, the words for an upload)."""
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
-    if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and key is None):
+    category = errors.classify_code(code)
+    if code == "NoSuchBucket" or (category == errors.NOT_FOUND and key is None):
         return DeployError(
             f"Code bucket {bucket} does not exist.",
             hint=f"Create it with versioning on (a prerequisite of the guide: 'aws s3 mb "
                  f"s3://{bucket}' then 'aws s3api put-bucket-versioning --bucket {bucket} "
                  "--versioning-configuration Status=Enabled'), or set code_bucket for this "
                  "environment in m7etl.toml.")
-    if code in DENIED:
+    if category == errors.DENIED:
         permission = PERMISSION.get(operation, PERMISSION["PutObject"])
         return DeployError(
             f"Access denied to {where} ({operation}{': ' + message if message else ''}).",
             hint=f"Grant the caller {permission} on arn:aws:s3:::{bucket}"
                  f"{'/' + key if key else ''}, or use a profile that has it (--profile).")
-    if code in THROTTLED:
+    if category in errors.RETRYABLE:
         return DeployError(f"S3 is throttling or unavailable for {where} ({operation}: {code}).",
                            hint="Run m7etl upload again in a minute: objects already uploaded "
                                 "are skipped.", retryable=True)
-    if code in EXPIRED:
+    if category == errors.EXPIRED:
         return DeployError(f"The AWS credentials have expired ({operation} on {where}: {code}).",
                            hint="Refresh them (aws sso login, or a new session) and run again.")
-    if code in BAD_KEYS:
+    if category == errors.BAD_CREDENTIALS:
         return DeployError(f"AWS rejected the credentials ({operation} on {where}: {code}).",
                            hint="Check the profile's access key (aws sts get-caller-identity).")
     if code in ("PermanentRedirect", "301", "AuthorizationHeaderMalformed"):

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from m7etl.exceptions import DeployError
+from m7etl.storage import errors
 
 REST_API = "rest_api"
 CLI = "cli"
@@ -49,10 +50,6 @@ TOKEN_REUSE_S = 45  # a CLI token lasts 60 s: reuse it for 45, then ask for a ne
 UNSUPPORTED = re.compile(r"not (currently )?supported|unsupported|not available|not enabled",
                          re.IGNORECASE)
 ALREADY_RE = re.compile(r"already exists|duplicate|UniqueViolation|IntegrityError", re.IGNORECASE)
-RETRYABLE_CODES = {"ThrottlingException", "TooManyRequestsException", "InternalServerException",
-                   "ServiceUnavailableException", "RequestTimeout"}
-EXPIRED_CODES = {"ExpiredTokenException", "ExpiredToken", "RequestExpired"}
-DENIED_CODES = {"AccessDeniedException", "AccessDenied"}
 # stderr lines that are not failures: Python warnings (and their continuation lines) and
 # Airflow's own INFO/WARNING log lines.
 NOISE_LINE = re.compile(r"\w*Warning: |^\[[^\]]+\] \{[^}]*\} (DEBUG|INFO|WARNING) - "
@@ -316,8 +313,9 @@ def cli_call(client, env_name: str, command: str, http: HttpPost | None = None, 
 
 # -- the error mapping, in one place -------------------------------------------------------
 def _client_error(exc, env_name: str, operation: str, what: str = "") -> MwaaError:
-    err = exc.response.get("Error", {})
-    code, message = str(err.get("Code", "")), str(err.get("Message", "") or "")
+    """Airflow's own answers by their status; the rest by the category of
+    :func:`m7etl.storage.errors.classify`."""
+    code, message, category = errors.error_code(exc), errors.error_message(exc), errors.classify(exc)
     if code in ("RestApiClientException", "RestApiServerException"):
         status = exc.response.get("RestApiStatusCode")
         detail = rest_detail(exc.response.get("RestApiResponse") or {})
@@ -328,25 +326,26 @@ def _client_error(exc, env_name: str, operation: str, what: str = "") -> MwaaErr
             f"Airflow on {env_name} answered HTTP {status} to {what}: {detail}", status=status,
             detail=detail, retryable=server or status == 429,
             hint="Retry; if it persists, read the web server logs." if server else None)
-    if code in DENIED_CODES:
+    if category == errors.DENIED:
         return RouteUnavailable(f"MWAA denied {operation} on {env_name} ({message})",
                                 hint=f"Grant the caller airflow:{operation} on the environment, "
                                      "or use the other route.", operation=operation)
     if code == "ValidationException" and UNSUPPORTED.search(message):
         return RouteUnavailable(f"{operation}: {message}", operation=operation)
-    if code == "ResourceNotFoundException":
+    if category == errors.NOT_FOUND:
         return MwaaError(f"MWAA environment {env_name} does not exist in this account and region.",
                          hint="Check its name (m7-etl-mwaa-<env>: M7_MWAA_ENV_NAME in Lambda, "
                               "mwaa_environment in m7etl.toml) and the region.",
                          operation=operation)
-    if code in EXPIRED_CODES:
+    if category == errors.EXPIRED:
         return MwaaError(f"The AWS credentials used for {env_name} have expired ({code}).",
                          hint="Refresh them (aws sso login, or new session credentials) and "
                               "run again.", operation=operation)
+    retryable = category in errors.RETRYABLE
     return MwaaError(f"MWAA refused {operation} on {env_name}: {code}: {message}",
-                     hint="Retry later." if code in RETRYABLE_CODES else
+                     hint="Retry later." if retryable else
                      "Check the environment's state and the caller's permissions.",
-                     retryable=code in RETRYABLE_CODES, operation=operation)
+                     retryable=retryable, operation=operation)
 
 
 def _sdk_error(exc, env_name: str) -> MwaaError:

@@ -7,12 +7,12 @@ a reader never sees a half-written object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from m7etl.exceptions import StorageError
+from m7etl.exceptions import ObjectNotFoundError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,6 +33,7 @@ class Storage(Protocol):
     url: str
 
     def list(self, prefix: str) -> list[ObjectInfo]: ...
+    def walk(self, prefix: str) -> Iterator[ObjectInfo]: ...  # list(), in key order, lazily
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
     def read_bytes(self, key: str) -> bytes: ...
@@ -45,7 +46,9 @@ class Storage(Protocol):
     def describe(self, key: str) -> str: ...
 
 
-def missing(what: str) -> StorageError:
-    return StorageError(f"{what} does not exist.")
+def missing(what: str, key: str | None = None) -> ObjectNotFoundError:
+    """The error of every backend for an object that is not there (callers test its class,
+    never its text)."""
+    return ObjectNotFoundError(f"{what} does not exist.", key=key)
 
 

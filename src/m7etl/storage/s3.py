@@ -1,8 +1,10 @@
 """An S3 bucket through a boto3 client, every S3 error mapped to a storage error.
 
-A throttled, timed-out or unreachable call is a :class:`TransientStorageError` (a retry
-can help); a missing object, a denied access or a missing bucket is a
-:class:`StorageError` naming the object and the fix. PUTs are atomic in S3.
+The category comes from :mod:`m7etl.storage.errors`: a throttled, timed-out or unreachable
+call, or a stream cut while an object is read, is a :class:`TransientStorageError` (a
+retry can help); a missing object is an :class:`ObjectNotFoundError`; a denied access or a
+missing bucket is a :class:`StorageError` naming the object and the fix. PUTs are atomic
+in S3.
 """
 
 from __future__ import annotations
@@ -11,17 +13,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from m7etl.exceptions import StorageError, TransientStorageError
+from m7etl.exceptions import ObjectNotFoundError, StorageError, TransientStorageError
+from m7etl.storage import errors
 from m7etl.storage.base import ObjectInfo, missing
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 S3_DELETE_BATCH = 1000
-TRANSIENT_CODES = {
-    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
-    "ServiceUnavailable", "RequestTimeTooSkewed", "503", "500",
-}
 
 
 class S3Storage:
@@ -39,29 +38,53 @@ class S3Storage:
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def _call(self, what: str, fn, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def _call(self, what: str, fn, *, key: str | None = None, **kwargs):
         try:
-            return fn(Bucket=self.bucket, **kwargs)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise missing(what) from None
-            if code in TRANSIENT_CODES:
-                raise TransientStorageError(f"S3 is busy with {what} ({code}).",
-                                            hint="Retry in a moment.") from exc
-            if code in ("AccessDenied", "403"):
-                raise StorageError(f"Access denied to {what}.", hint="Check the role's S3 "
-                                   "permissions on this bucket and prefix.") from None
-            if code == "NoSuchBucket":
-                raise StorageError(f"Bucket {self.bucket} does not exist.",
-                                   hint="Create it or check the bucket name.") from None
-            detail = exc.response["Error"].get("Message", "")
-            raise StorageError(f"S3 refused {what}: {code} {detail}") from exc
-        except BotoCoreError as exc:
-            raise TransientStorageError(f"Cannot reach S3 for {what} ({exc}).",
-                                        hint="Check the network and retry.") from exc
+            return fn(Bucket=self.bucket, **({"Key": key} if key is not None else {}), **kwargs)
+        except Exception as exc:
+            error = self._error(what, exc, key)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _error(self, what: str, exc: BaseException, key: str | None = None) -> StorageError | None:
+        """The storage error for a failed S3 call or read; None for an exception that is not
+        an AWS or connection failure (a bug: it goes up as it is)."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        inner = _unwrapped(exc)
+        category = errors.classify(inner)
+        code = errors.error_code(inner)
+        if isinstance(inner, ClientError):
+            if category == errors.NOT_FOUND and code == "NoSuchBucket":
+                return StorageError(f"Bucket {self.bucket} does not exist.",
+                                    hint="Create it or check the bucket name.")
+            if category == errors.NOT_FOUND:
+                return missing(what, key)
+            if category in errors.RETRYABLE:
+                return TransientStorageError(f"S3 is busy with {what} ({code}).",
+                                             hint="Retry in a moment.", key=key)
+            if category == errors.DENIED:
+                return StorageError(f"Access denied to {what}.", hint="Check the role's S3 "
+                                    "permissions on this bucket and prefix.", key=key)
+            if category in (errors.EXPIRED, errors.BAD_CREDENTIALS):
+                return StorageError(f"AWS rejected the credentials used for {what} ({code}).",
+                                    hint="Refresh them (aws sso login, new keys) and retry.",
+                                    key=key)
+            return StorageError(f"S3 refused {what}: {code} {errors.error_message(inner)}",
+                                key=key)
+        if category in errors.RETRYABLE:
+            return TransientStorageError(
+                f"Cannot reach S3 for {what} ({type(inner).__name__}: {inner}).",
+                hint="Check the network and retry: the object is unchanged.", key=key)
+        if isinstance(inner, NoCredentialsError):
+            return StorageError(f"No AWS credentials found for {what}.", hint="Configure them "
+                                "(aws configure, AWS_PROFILE or a role) and retry.", key=key)
+        if isinstance(inner, (BotoCoreError, Boto3Error)):
+            return StorageError(f"The S3 call for {what} failed ({type(inner).__name__}: {inner}).",
+                                key=key)
+        return None
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         found = []
@@ -79,63 +102,96 @@ class S3Storage:
                 return found
             token = page["NextContinuationToken"]
 
+    def walk(self, prefix: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
+        """What :meth:`list` returns, in key order, one ListObjectsV2 page (at most
+        ``page_size`` keys, 1000 being S3's maximum) held at a time."""
+        what = f"listing {self.describe(prefix)}"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if not obj["Key"].endswith("/"):  # "folder" markers, as in list()
+                        yield ObjectInfo(obj["Key"], obj["Size"], obj["LastModified"].timestamp())
+        except Exception as exc:
+            error = self._error(what, exc)
+            if error is None:
+                raise
+            raise error from exc
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)
-        except StorageError as exc:
-            if "does not exist" in exc.message:
-                return False
-            raise
+        except ObjectNotFoundError:
+            return False
         return True
 
     def size(self, key: str) -> int:
-        head = self._call(self.describe(key), self.client.head_object, Key=key)
+        head = self._call(self.describe(key), self.client.head_object, key=key)
         return int(head["ContentLength"])
 
     def read_bytes(self, key: str) -> bytes:
-        return self._call(self.describe(key), self.client.get_object, Key=key)["Body"].read()
+        body = self._call(self.describe(key), self.client.get_object, key=key)["Body"]
+        return _Readable(body, self, key).read()
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self._call(f"writing {self.describe(key)}", self.client.put_object, Key=key, Body=data)
+        self._call(f"writing {self.describe(key)}", self.client.put_object, key=key, Body=data)
 
     def open_input(self, key: str) -> pa.NativeFile:
+        """The object as a stream; a read cut short raises the mapped error (not botocore's)."""
         import pyarrow as pa
 
-        body = self._call(self.describe(key), self.client.get_object, Key=key)["Body"]
-        return pa.PythonFile(_Readable(body), mode="r")
+        body = self._call(self.describe(key), self.client.get_object, key=key)["Body"]
+        return pa.PythonFile(_Readable(body, self, key), mode="r")
 
     def upload_file(self, local_path: str | Path, key: str) -> None:
-        from botocore.exceptions import ClientError
-
         try:
             self.client.upload_file(str(local_path), self.bucket, key)
-        except ClientError as exc:
-            self._call(f"writing {self.describe(key)}", _reraise(exc))
         except Exception as exc:  # boto3's S3UploadFailedError wraps the ClientError
-            raise StorageError(f"Upload of {local_path} to {self.describe(key)} failed: {exc}") from exc
+            raise self._transfer_error(f"writing {self.describe(key)} from {local_path}", exc,
+                                       key) from exc
 
     def download_file(self, key: str, local_path: str | Path) -> None:
-        from botocore.exceptions import ClientError
-
         try:
             self.client.download_file(self.bucket, key, str(local_path))
-        except ClientError as exc:
-            self._call(self.describe(key), _reraise(exc))
+        except Exception as exc:
+            raise self._transfer_error(f"{self.describe(key)} (to {local_path})", exc, key) from exc
+
+    def _transfer_error(self, what: str, exc: Exception, key: str) -> StorageError:
+        """A transfer also reads or writes a local file: an error there is named as such
+        (retryable when :func:`errors.classify` says so, e.g. a full disk)."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(_unwrapped(exc), (BotoCoreError, ClientError, Boto3Error)):
+            error = self._error(what, exc, key)
+            if error is not None:
+                return error
+        kind = TransientStorageError if errors.is_retryable(exc) else StorageError
+        return kind(f"The transfer for {what} failed on the local side ({type(exc).__name__}: "
+                    f"{exc}).", key=key)
 
     def move(self, src: str, dst: str) -> None:
         """Copy, verify the copy's size, then delete the source: never lose the object."""
         size = self.size(src)
+        what = f"copying {self.describe(src)}"
         if size <= 5 * 1024**3:
-            self._call(f"copying {self.describe(src)}", self.client.copy_object, Key=dst,
+            self._call(what, self.client.copy_object, Key=dst,
                        CopySource={"Bucket": self.bucket, "Key": src})
         else:
-            self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)
+            try:
+                self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)
+            except Exception as exc:
+                error = self._error(what, exc, src)
+                if error is None:
+                    raise
+                raise error from exc
         copied = self.size(dst)
         if copied != size:
             raise StorageError(
                 f"Copy of {self.describe(src)} to {dst} has {copied} bytes, expected {size}; "
                 "the source was kept.", hint="Retry the move.")
-        self._call(f"deleting {self.describe(src)}", self.client.delete_object, Key=src)
+        self._call(f"deleting {self.describe(src)}", self.client.delete_object, key=src)
 
     def delete(self, keys: Iterable[str]) -> int:
         count = 0
@@ -154,15 +210,27 @@ class S3Storage:
 
 
 class _Readable:
-    """Adapts a botocore StreamingBody to the file protocol pyarrow's PythonFile wants."""
+    """Adapts a botocore StreamingBody to the file protocol pyarrow's PythonFile wants.
+
+    A read that fails (a timeout, a reset connection, a body shorter than announced) raises
+    the storage's mapped error naming the object: through pyarrow, the reader sees a
+    :class:`TransientStorageError`, never a botocore exception it could take for bad data."""
 
     closed = False
 
-    def __init__(self, body):
+    def __init__(self, body, storage: S3Storage, key: str):
         self.body = body
+        self.storage = storage
+        self.key = key
 
     def read(self, n: int = -1) -> bytes:
-        return self.body.read(None if n is None or n < 0 else n)
+        try:
+            return self.body.read(None if n is None or n < 0 else n)
+        except Exception as exc:
+            error = self.storage._error(f"reading {self.storage.describe(self.key)}", exc, self.key)
+            if error is None:
+                raise
+            raise error from exc
 
     def readable(self) -> bool:
         return True
@@ -175,11 +243,16 @@ class _Readable:
         self.closed = True
 
 
-def _reraise(exc):
-    def fn(**_kwargs):
-        raise exc
+def _unwrapped(exc: BaseException) -> BaseException:
+    """The AWS error inside boto3's transfer wrappers (S3UploadFailedError keeps the
+    ClientError as its context, RetriesExceededError as ``last_exception``)."""
+    from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 
-    return fn
+    if isinstance(exc, RetriesExceededError) and exc.last_exception is not None:
+        return exc.last_exception
+    if isinstance(exc, S3UploadFailedError) and exc.__context__ is not None:
+        return exc.__context__
+    return exc
 
 
 def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
