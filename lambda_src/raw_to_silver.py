@@ -12,9 +12,10 @@ Invoked by the DAG once per raw file (Airflow dynamic task mapping). The payload
 
 Returns a compact summary (``RawToSilverSummary``: counts, status, output keys); the full
 per-file report is the ``silver/YYYYMMDD/_reports/<Dataset>/<stem>.json`` object. Bad
-input never raises (the file is quarantined or fails the quality gate); a malformed
-payload raises ``EventError``, a storage failure raises the core's error (``retryable``
-says whether a retry can help).
+input never raises (the file is quarantined or fails the quality gate; a file already
+quarantined says so). A malformed payload raises ``EventError``; a key that is not there
+``ObjectNotFoundError`` (nothing written); a storage failure, a stream cut while reading or a
+full ``/tmp`` ``TransientStorageError`` (retryable: the raw file stays, Airflow retries).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from m7etl.core.contracts import load_registry
 from m7etl.core.raw_to_silver import Thresholds, process_raw_file
+from m7etl.exceptions import M7Error
 from m7etl.orchestration.clients import storage
 from m7etl.orchestration.payloads import RawToSilverRequest, RawToSilverSummary
 from m7etl.orchestration.settings import metrics_namespace, service_name
@@ -37,8 +39,12 @@ metrics = Metrics(namespace=metrics_namespace(), service=service_name("raw_to_si
 def handler(event: dict, context) -> dict:
     request = RawToSilverRequest.parse(event)
     logger.append_keys(source_key=request.key, bucket=request.bucket)
-    result = process_raw_file(storage(request.bucket), request.key, load_registry(),
-                              Thresholds(request.error_threshold, request.warning_threshold))
+    try:
+        result = process_raw_file(storage(request.bucket), request.key, load_registry(),
+                                  Thresholds(request.error_threshold, request.warning_threshold))
+    except M7Error as exc:  # the file stays where it is; the invocation fails with this error
+        logger.error("raw file not processed", extra={"error": str(exc), "retryable": exc.retryable})
+        raise
     metrics.add_dimension(name="dataset", value=result.dataset or "unknown")
     metrics.add_metric(name="RowsRead", unit=MetricUnit.Count, value=result.rows_read)
     metrics.add_metric(name="RowsValid", unit=MetricUnit.Count, value=result.rows_valid)

@@ -12,8 +12,11 @@ day touched, MWAA is asked to run ``$M7_DAG_ID`` with::
 
 The run id is derived from the event, so a retried or duplicated event asks for the same
 run and MWAA answers "already exists" (a success). Moves are idempotent too: an object
-already moved reports ``already_ingested`` and its run is (re)requested. A failed trigger
-fails the invocation after every record was handled, so Lambda's retry asks again.
+already moved reports ``already_ingested`` and its run is (re)requested. One record never
+stops the others: an object that is gone is reported ``missing``, one the storage failed on
+``failed``. A failed trigger, or a record that failed in a retryable way (a timeout, S3
+throttling), fails the invocation after every record was handled, so Lambda's retry asks
+again and files the rest.
 The logic is :mod:`m7etl.orchestration.landing` (filing) and ``.runs`` (run id, conf).
 """
 
@@ -31,7 +34,8 @@ from m7etl.orchestration.settings import metrics_namespace, service_name
 logger = Logger(service=service_name("s3_event"))
 metrics = Metrics(namespace=metrics_namespace(), service=service_name("s3_event"))
 FILE_METRICS = {INGESTED: "FilesIngested", ALREADY: "FilesAlreadyIngested",
-                QUARANTINED: "FilesQuarantined", IGNORED: "FilesIgnored"}
+                QUARANTINED: "FilesQuarantined", IGNORED: "FilesIgnored",
+                landing.MISSING: "FilesMissing", landing.FAILED: "FilesFailed"}
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,11 +7,14 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from helpers import csv_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from m7etl.core import layout
 from m7etl.core.raw_to_silver import Thresholds, process_raw_file
+from m7etl.exceptions import ConservationError
 from m7etl.storage import LocalStorage
 
 GOOD = ["1", "TF1", "general", "fr", "true", "basic", "1990-01-01", "2025-05-01 00:00:00"]
@@ -47,14 +50,18 @@ row = st.one_of(
 def test_rows_read_equals_valid_plus_rejected(tmp_path_factory, registry, rows):
     storage = LocalStorage(tmp_path_factory.mktemp("bucket"))
     lines = [HEADER] + [[quote(v) for v in r] for r in rows]
-    # A single empty field on its own is an empty line, which CSV readers skip.
-    data_rows = [r for r in lines[1:] if r != [""]]
-    storage.write_bytes(KEY, csv_bytes([HEADER] + data_rows))
+    # A line whose every field is empty (an empty line, or the header's number of empty
+    # fields) holds no value: it is a blank line, not a row.
+    data_rows = [r for r in lines[1:] if any(r) or len(r) not in (1, len(HEADER))]
+    data = csv_bytes(lines)
+    storage.write_bytes(KEY, data)
     result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100))
     if not data_rows:
         assert result.status == "quarantined"
         return
     assert result.rows_read == len(data_rows)
+    assert result.lines_blank == len(rows) - len(data_rows)
+    assert result.lines_read == data.count(b"\n")  # every line ends with LF, no CR in values
     assert result.rows_read == result.rows_valid + result.rows_rejected
     silver = pq.read_table(pa.BufferReader(storage.read_bytes(result.outputs["silver"])))
     assert silver.num_rows == result.rows_valid
@@ -103,3 +110,39 @@ def test_any_bytes_end_quarantined_with_a_reason_or_conserved(tmp_path_factory, 
     assert result.rows_read == result.rows_valid + result.rows_rejected
     silver = pq.read_table(pa.BufferReader(storage.read_bytes(result.outputs["silver"])))
     assert silver.num_rows == result.rows_valid
+
+
+def _channel_file(storage) -> None:
+    bad = ["x", *GOOD[1:]]  # a type reject
+    rows = [[str(i), *GOOD[1:]] for i in range(1, 6)]
+    storage.write_bytes(KEY, csv_bytes([HEADER, *rows[:2], bad, *rows[2:]]))
+
+
+@pytest.mark.parametrize("drop", ["silver", "rejects"])
+def test_a_writer_losing_a_row_fails_the_file_and_publishes_nothing(local_storage, registry,
+                                                                    monkeypatch, drop):
+    """The counters are sums kept as batches pass: a writer that loses a row leaves them
+    consistent with each other. Only reading back the written files can catch it."""
+    import m7etl.core.raw_to_silver as r2s
+
+    real = r2s._write_batch
+
+    def lossy(silver, rejects, valid, rejected):
+        if drop == "silver":
+            valid = valid.slice(1)
+        else:
+            rejected = []
+        real(silver, rejects, valid, rejected)
+
+    monkeypatch.setattr(r2s, "_write_batch", lossy)
+    _channel_file(local_storage)
+    with pytest.raises(ConservationError) as caught:
+        process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
+    error = caught.value
+    assert KEY in error.message and not error.retryable
+    expected = ("the silver file holds 4 rows, 5 were counted valid" if drop == "silver" else
+                "the rejects file covers 0 rows, 1 were counted rejected")
+    assert expected in error.message
+    assert local_storage.exists(KEY)  # the raw file stays for a replay
+    assert not local_storage.exists(layout.silver_key("20250501", "Channel", KEY))
+    assert not local_storage.exists(layout.rejects_key("20250501", "Channel", KEY))

@@ -277,3 +277,72 @@ def test_oracle_is_the_contract_default_format():
     assert (DAY.format, AT.format) == ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
     assert python_oracle(AT, ["2025-05-01 12:00:00", "2025-05-01 12:00:60", "2025-05-01  2:00:00"]) == [
         datetime(2025, 5, 1, 12), None, None]
+
+
+# --------------------------------------------------------------------------- floats
+
+float_chars = st.sampled_from(list("0123456789....") + ["+", "-", "e", "E", " ", "a", ",", "\u00e9",
+                                                          "\u0663", "\n"])
+
+
+@SETTINGS
+@given(values=st.lists(st.one_of(st.none(), st.text(float_chars, max_size=6),
+                                 st.sampled_from(["", ".", "5.", ".5", "1.2.3", "." * 16, "1" + "." * 16,
+                                                  "." * 17, "1e5", "-1.5", "+.5", "1e1234"])),
+                       min_size=1, max_size=40))
+def test_float_syntax_from_bytes_matches_the_regex(values):
+    """Plain decimals are decided from the bytes; the oracle is the regex they replace."""
+    text = pa.array(values, pa.string())
+    for array in (text, text.slice(1) if len(text) > 1 else text):
+        want = pc.match_substring_regex(array, V.FLOAT_RE)
+        got = V._float_syntax(array)
+        assert got.equals(want), (array.to_pylist(), got, want)
+
+
+def test_float_syntax_on_a_column_without_text():
+    text = pa.array([None, "", None], pa.string())
+    assert V._float_syntax(text).to_pylist() == [None, False, None]
+
+
+# --------------------------------------------------------------------------- the bench's gold SQL
+
+
+@pytest.mark.parametrize("dataset", ["Device", "EPG", "Viewing", "Channel"])
+def test_duckdb_gold_sql_gives_m7etl_gold(tmp_path, dataset):
+    """The bench compares m7etl's gold with DuckDB's SQL derived from the contract; on a small
+    generated day (duplicate keys and faults included) both hold exactly the same rows."""
+    pytest.importorskip("duckdb")
+    from m7etl.devtools.bench import contenders
+    from m7etl.devtools.bench.cases import CASES, generate
+    from m7etl.devtools.bench.checks import gold_checks, silver_checks
+
+    case = next(c for c in CASES if c.name == dataset)
+    generated = generate(case, tmp_path / "work", 0.2, 0.05)
+    out = tmp_path / "out"
+    silver = contenders.run_silver(generated.path, out)
+    gold = contenders.run_gold(generated.path, out)
+    duck = contenders.run_duckdb_gold(generated.path, out)
+    checks = silver_checks(generated, silver, out) + gold_checks(
+        load_registry()[dataset], silver, gold, duck, out)
+    assert [c for c in checks if not c[1]] == []
+    assert {c[0] for c in checks} >= {"conservation", "rejects", "gold = DuckDB"}
+    assert silver["rejected"] > 0
+    assert gold["rows"] < silver["valid"]  # duplicate keys superseded, or rows aggregated
+
+
+def test_the_gold_check_catches_a_different_rule(tmp_path, monkeypatch):
+    """The comparison can fail: DuckDB keeping the earliest row per key instead of the latest."""
+    pytest.importorskip("duckdb")
+    from m7etl.devtools.bench import contenders, gold_sql
+    from m7etl.devtools.bench.cases import CASES, generate
+    from m7etl.devtools.bench.checks import gold_checks
+
+    generated = generate(CASES[0], tmp_path / "work", 0.2, 0.05)
+    out = tmp_path / "out"
+    silver = contenders.run_silver(generated.path, out)
+    gold = contenders.run_gold(generated.path, out)
+    query = gold_sql.gold_query
+    monkeypatch.setattr(gold_sql, "gold_query", lambda *a: query(*a).replace(" DESC", " ASC"))
+    duck = contenders.run_duckdb_gold(generated.path, out)
+    failed = [c for c in gold_checks(load_registry()["Device"], silver, gold, duck, out) if not c[1]]
+    assert [c[0] for c in failed] == ["gold = DuckDB"]

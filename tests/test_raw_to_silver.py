@@ -244,7 +244,8 @@ def test_streaming_in_small_blocks_gives_the_same_result(local_storage, registry
     monkeypatch.setattr(csvread, "BLOCK_SIZE", 4096)
     original = csvread.read_batches
     monkeypatch.setattr("m7etl.core.raw_to_silver.read_batches",
-                        lambda stream, dialect: original(stream, dialect, block_size=4096))
+                        lambda stream, dialect, **kw: original(stream, dialect, block_size=4096,
+                                                               **kw))
     small = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
     assert (small.rows_read, small.rows_valid, small.rows_rejected) == (6002, 6001, 1)
     assert parquet(local_storage, small.outputs["silver"]).equals(big)
@@ -285,3 +286,100 @@ def test_a_reader_error_reaches_the_consumer():
     assert next(stream) == 1
     with pytest.raises(OSError, match="connection reset"):
         next(stream)
+
+
+def _with_blocks(monkeypatch, block_size: int, max_block_size: int) -> None:
+    """Make raw_to_silver read with small blocks, so a row of a few KiB is "too long"
+    (the same code path as a 16 MiB row with the real 8 MiB block)."""
+    import m7etl.core.csvread as csvread
+
+    original = csvread.read_batches
+    monkeypatch.setattr("m7etl.core.raw_to_silver.read_batches", lambda stream, dialect, **kw: original(
+        stream, dialect, block_size=block_size, max_block_size=max_block_size, **kw))
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_blank_lines_keep_physical_line_numbers_and_are_counted(storage, registry, eol):
+    bad = ["x", *ROW[1:]]
+    data = [HEADER, rows(1)[0], [], [], bad, [], rows(1, start=3)[0], []]  # lines 1-8, 8 blank
+    put(storage, csv_bytes(data, line_ending=eol))
+    result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100))
+    assert parquet(storage, result.outputs["silver"]).column("_line_number").to_pylist() == [2, 7]
+    rejects = parquet(storage, result.outputs["rejects"]).to_pylist()
+    assert [(r["line_number"], r["rule"]) for r in rejects] == [(5, "type")]
+    counts = (result.rows_read, result.rows_valid, result.rows_rejected, result.lines_blank)
+    assert counts == (3, 2, 1, 4)
+    assert result.lines_read == 8 == 1 + result.rows_valid + result.rows_rejected + result.lines_blank
+    report = json.loads(storage.read_bytes(result.outputs["report"]))
+    assert (report["lines_read"], report["lines_blank"]) == (8, 4)
+
+
+def test_lines_of_spaces_delimiters_or_quoted_blank_lines(storage, registry):
+    """A line of spaces is a one-field row (as Arrow reads it): a column_count reject. A line of
+    delimiters only holds no value: blank. An empty line inside a quoted value is the row's."""
+    data = [HEADER,
+            rows(1)[0],  # line 2
+            ["   "],  # line 3: one field
+            [""] * 8,  # line 4: ",,,,,,," (8 empty fields)
+            ["4", '"Para one\n\nPara two"', *ROW[2:]],  # lines 5-7
+            ["\t"],  # line 8
+            rows(1, start=9)[0]]  # line 9
+    put(storage, csv_bytes(data))
+    result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100))
+    assert (result.rows_read, result.rows_rejected, result.lines_blank, result.lines_read) == (5, 2, 1, 9)
+    rejects = parquet(storage, result.outputs["rejects"]).to_pylist()
+    assert [(r["line_number"], r["rule"]) for r in rejects] == [(3, "column_count"), (8, "column_count")]
+    silver = parquet(storage, result.outputs["silver"])
+    assert silver.column("_line_number").to_pylist() == [2, 5, 9]
+
+
+def test_a_row_longer_than_the_block_is_read_with_a_larger_block(local_storage, registry):
+    """A 17 MB value (over the 8 MiB block, beyond what Arrow can straddle): the file was
+    quarantined as a parse error; now the row is read and judged like any other."""
+    long_name = "x" * (17 * 1024 * 1024)
+    data = [HEADER, rows(1)[0], ["2", long_name, *ROW[2:]], rows(1, start=3)[0]]
+    put(local_storage, csv_bytes(data))
+    result = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
+    assert (result.status, result.rows_read, result.rows_valid, result.rows_rejected) == ("ok", 3, 2, 1)
+    rejects = parquet(local_storage, result.outputs["rejects"]).to_pylist()
+    assert [(r["line_number"], r["rule"], len(r["raw_value"])) for r in rejects] == [
+        (3, "max_length", len(long_name))]
+    assert parquet(local_storage, result.outputs["silver"]).column("_line_number").to_pylist() == [2, 4]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_a_row_over_the_block_limit_alone_is_rejected(local_storage, registry, monkeypatch, eol):
+    """Blocks of 1 KiB growing to 4 KiB: a 3 KB row is read (the block grows), a 20 KB row
+    with quoted line breaks is cut out as row_too_long, and every other row keeps its line."""
+    _with_blocks(monkeypatch, 1024, 4096)
+    grown = ["2", "x" * 3000, *ROW[2:]]
+    too_long = ["3", '"' + f"a{eol}b" * 5000 + '"', *ROW[2:]]  # 5000 breaks: lines 4-5004
+    data = [HEADER, rows(1)[0], grown, too_long, *rows(50, start=4)]
+    put(local_storage, csv_bytes(data, line_ending=eol))
+    result = process_raw_file(local_storage, KEY, registry, Thresholds(error_pct=100))
+    assert (result.status, result.rows_read, result.rows_valid, result.rows_rejected) == ("ok", 53, 51, 2)
+    assert result.lines_read == 1 + 2 + 5001 + 50
+    rejects = sorted(parquet(local_storage, result.outputs["rejects"]).to_pylist(),
+                     key=lambda r: r["line_number"])
+    assert [(r["line_number"], r["rule"]) for r in rejects] == [(3, "max_length"), (4, "row_too_long")]
+    assert rejects[1]["raw_value"].startswith(f'3,"a{eol}b')
+    assert f"{len(csv_bytes([too_long], line_ending=eol)) - len(eol)} bytes" in rejects[1]["message"]
+    lines = parquet(local_storage, result.outputs["silver"]).column("_line_number").to_pylist()
+    assert lines == [2, *range(5005, 5055)]
+
+
+def test_a_long_row_in_a_gzip_file_on_s3_is_read_again_from_a_new_stream(s3_storage, registry,
+                                                                          monkeypatch):
+    """Neither an S3 body nor a gzip stream can rewind: raw_to_silver hands the reader a way
+    to open the object again. Without it the file was quarantined as row_too_long."""
+    import gzip
+
+    _with_blocks(monkeypatch, 1024, 4096)
+    data = [HEADER, rows(1)[0], ["2", "x" * 3000, *ROW[2:]],
+            ["3", "y" * 20000, *ROW[2:]], *rows(20, start=4)]
+    key = put(s3_storage, gzip.compress(csv_bytes(data)), key=KEY + ".gz")
+    result = process_raw_file(s3_storage, key, registry, Thresholds(error_pct=100))
+    assert (result.status, result.rows_read, result.rows_valid, result.rows_rejected) == ("ok", 23, 21, 2)
+    rejects = sorted(parquet(s3_storage, result.outputs["rejects"]).to_pylist(),
+                     key=lambda r: r["line_number"])
+    assert [(r["line_number"], r["rule"]) for r in rejects] == [(3, "max_length"), (4, "row_too_long")]

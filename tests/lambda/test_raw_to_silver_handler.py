@@ -94,3 +94,55 @@ def test_logs_are_structured_json(s3, context):
     (entry,) = [e for e in logs if e["message"] == "raw file processed"]
     assert entry["level"] == "INFO" and entry["source_key"] == KEY
     assert entry["function_request_id"] == context.aws_request_id and entry["rows_read"] == 2
+
+
+class _TimesOut:
+    """A GetObject body that raises botocore's ReadTimeoutError after ``after`` bytes, where
+    the real StreamingBody raises it when the connection stalls (the rest is moto's)."""
+
+    def __init__(self, body, after: int):
+        self.body, self.left = body, after
+
+    def read(self, n=None):
+        from botocore.exceptions import ReadTimeoutError
+
+        if self.left <= 0:
+            raise ReadTimeoutError(endpoint_url="http://s3")
+        data = self.body.read(self.left if n is None else min(n, self.left))
+        self.left -= len(data)
+        return data
+
+    def close(self):
+        self.body.close()
+
+
+def test_a_read_timeout_fails_the_invocation_retryably_and_moves_nothing(s3, context, monkeypatch):
+    from m7etl.exceptions import TransientStorageError
+    from m7etl.orchestration import clients
+    from m7etl.orchestration.failures import function_failure
+
+    class Stalling:
+        def __getattr__(self, name):
+            return getattr(s3, name)
+
+        def get_object(self, **kwargs):
+            response = s3.get_object(**kwargs)
+            response["Body"] = _TimesOut(response["Body"], 300_000)  # past the sniffed head
+            return response
+
+    monkeypatch.setitem(clients._clients, "s3", Stalling())
+    put(s3, KEY, device_csv(rows=5000))
+    stream = io.StringIO()
+    previous = raw_to_silver.logger.registered_handler.setStream(stream)
+    try:
+        with pytest.raises(TransientStorageError) as info:
+            raw_to_silver.handler({"key": KEY}, context)
+    finally:
+        raw_to_silver.logger.registered_handler.setStream(previous)
+    assert KEY in str(info.value) and "ReadTimeoutError" in str(info.value)
+    assert keys(s3) == [KEY]  # still in raw/, nothing in quarantine or silver
+    answer = json.dumps({"errorType": type(info.value).__name__, "errorMessage": str(info.value)})
+    assert function_failure("raw_to_silver", KEY, answer).retryable  # the DAG retries it
+    (entry,) = [json.loads(line) for line in stream.getvalue().splitlines()
+                if '"raw file not processed"' in line]
+    assert entry["level"] == "ERROR" and entry["retryable"] is True and entry["source_key"] == KEY

@@ -153,3 +153,24 @@ def test_missing_mwaa_setting_fails_before_moving_anything(s3, context, monkeypa
     with pytest.raises(Exception, match="M7_MWAA_ENV_NAME is not set"):
         s3_event.handler(load_event("s3_put_single.json"), context)
     assert keys(s3) == ["landing/Device_20250501.csv"]
+
+
+def test_a_record_whose_object_is_gone_does_not_stop_the_others(s3, standin, context, capsys):
+    event = load_event("s3_put_single.json")
+    names = ["Device_20250501.csv", "Device_20250502.csv", "Device_20250503.csv"]
+    template = event["Records"][0]
+    event["Records"] = [json.loads(json.dumps(template)) for _ in names]
+    for i, (record, name) in enumerate(zip(event["Records"], names, strict=True)):
+        record["s3"]["object"].update(key=f"landing/{name}", sequencer=f"0062E9A8B2C1D3E40{i}")
+    put(s3, "landing/Device_20250501.csv", device_csv(rows=3))
+    put(s3, "landing/Device_20250503.csv", device_csv(rows=3))  # the middle one is gone
+    out = s3_event.handler(event, context)
+    statuses = [(r["source_key"], r["status"]) for r in out["records"]]
+    assert statuses == [("landing/Device_20250501.csv", "raw"),
+                        ("landing/Device_20250502.csv", "missing"),
+                        ("landing/Device_20250503.csv", "raw")]
+    assert "landing/Device_20250502.csv does not exist" in out["records"][1]["reason"]
+    assert keys(s3) == ["raw/20250501/Device_20250501.csv", "raw/20250503/Device_20250503.csv"]
+    assert sorted(t["date"] for t in out["triggers"]) == ["20250501", "20250503"]
+    (emf,) = emf_records(capsys.readouterr().out)
+    assert (emf["FilesIngested"], emf["FilesMissing"], emf["FilesFailed"]) == (2.0, 1.0, 0.0)

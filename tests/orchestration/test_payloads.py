@@ -96,7 +96,7 @@ def _file_result(**changes) -> FileResult:
         dialect={"delimiter": ";", "encoding": "utf-8"},
         missing_optional_columns=["region", "status"], extra_columns=["colour"],
         outputs={"rejects": "silver/20250501/_rejects/Device/Device_20250501.parquet"},
-        duration_s=0.5)
+        duration_s=0.5, lines_read=12, lines_blank=1)
     return dataclasses.replace(base, **changes)
 
 
@@ -109,7 +109,7 @@ def test_raw_to_silver_summary_drops_the_bulky_parts():
         "rejected_pct": 20.0, "warned_pct": 10.0, "bytes_read": 1919,
         "missing_optional_columns": 2, "extra_columns": 1,
         "outputs": {"rejects": "silver/20250501/_rejects/Device/Device_20250501.parquet"},
-        "duration_s": 0.5}
+        "duration_s": 0.5, "lines_read": 12, "lines_blank": 1}
 
 
 def test_raw_to_silver_summary_covers_every_file_result_field_but_the_dialect():
@@ -126,6 +126,10 @@ def test_raw_to_silver_summary_cuts_a_long_reason_and_reads_back():
     with pytest.raises(KeyError, match="duration_s"):
         RawToSilverSummary.from_dict({k: v for k, v in summary.to_dict().items()
                                       if k != "duration_s"})
+    # A field added later (a raw_to_silver deployed before it answers without it): its default.
+    older = {k: v for k, v in summary.to_dict().items() if k not in ("lines_read", "lines_blank")}
+    assert (RawToSilverSummary.from_dict(older).lines_read,
+            RawToSilverSummary.from_dict(older).lines_blank) == (0, 0)
 
 
 def test_short_keeps_text_at_the_limit():
@@ -162,7 +166,7 @@ def test_silver_to_gold_refuses_naming_the_field(event, field, problem):
 def test_silver_to_gold_summary_counts_the_silver_files():
     result = GoldResult("Device", "20250501", "gold/Device_20250501.parquet", "ok", rows_in=7,
                         rows_out=5, silver_keys=["silver/a.parquet", "silver/b.parquet"],
-                        duration_s=0.25)
+                        duration_s=0.25, rows_superseded=2)
     summary = SilverToGoldSummary.from_result(result, "bkt")
     assert summary.to_dict() == {
         "dataset": "Device", "date": "20250501", "gold_key": "gold/Device_20250501.parquet",

@@ -5,7 +5,13 @@ encoding (the contract's list, tried in order), delimiter (the contract's candid
 scored on the header). Every field is read as a string (empty stays empty, zip codes stay
 text); typing is validation's job. Rows with the wrong number of fields are handed to a
 callback with their record number instead of stopping the file. Each row gets the
-physical line number where it starts, counting quoted line breaks (LF, CRLF or a bare CR).
+physical line number where it starts, counting quoted line breaks (LF, CRLF or a bare CR)
+and blank lines. A line whose every field is empty (an empty line, or the header's number
+of empty fields, as spreadsheets export blank rows: Arrow reads both alike) holds no value:
+it is counted as blank, not a row. A line of spaces is a one-field row, as Arrow reads it
+(so, in a file of several columns, a column_count reject). A row longer
+than the block is read by growing the block, up to ``MAX_BLOCK_SIZE``; a longer one is cut
+out (:mod:`csvcut`) and reported as too long, the rest of the file read as usual.
 """
 
 from __future__ import annotations
@@ -25,12 +31,25 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from m7etl.core.contracts import Contract
+from m7etl.core.csvcut import CutRow, CuttingStream, Rewound
 from m7etl.exceptions import UnreadableFileError
 
 HEAD_BYTES = 256 * 1024
 BLOCK_SIZE = 8 * 1024 * 1024  # 16 MiB blocks pass 1 GiB peak RSS on a 2 GB file; 8 MiB stay near 700 MB
+# A row must fit in about two blocks. The block doubles (re-reading the file) up to this;
+# a row longer than it is cut out. The reader then holds a few such blocks: 128 MiB keeps
+# it well inside the raw_to_silver function's 2 GB.
+MAX_BLOCK_SIZE = 128 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = codecs.BOM_UTF8
+
+
+@dataclass
+class LineTally:
+    """What :func:`read_batches` met besides rows, for the file's report (set as it reads)."""
+
+    physical: int = 0  # lines of the file, header included (an unterminated last line too)
+    blank: int = 0  # lines holding no value: not rows
 
 
 @dataclass
@@ -45,6 +64,7 @@ class Dialect:
     extra: list[str] = field(default_factory=list)
     utf8_proven: bool = False  # UTF-8 by its BOM or by non-ASCII characters in the head
     mark_undecodable: bool = False  # read through MARKED_UTF8 (see there)
+    lines: LineTally = field(default_factory=LineTally)  # filled by read_batches
 
     def describe(self) -> dict:
         return {"encoding": self.encoding + ("-sig" if self.bom else ""), "delimiter": self.delimiter,
@@ -232,14 +252,25 @@ def sniff(head: bytes, contract: Contract, *, complete: bool, gzip: bool,
 
 @dataclass
 class Positions:
-    """Tracks record and line numbers across batches (header = record 1, line 1)."""
+    """Tracks record and line numbers across batches (header = record 1, line 1).
+
+    Arrow reads every physical line as a record (``ignore_empty_lines`` is off: an empty
+    line is a row of empty values), so a batch's rows and the rows taken out of it (invalid
+    rows handed to the callback, rows cut for being too long) are consecutive records, each
+    spanning one line plus the line breaks inside its quoted values."""
 
     next_record: int = 2
     next_line: int = 2
-    pending: list[tuple[int, str, int, int]] = field(default_factory=list)  # invalid rows
+    pending: list[tuple[int, int, object]] = field(default_factory=list)  # (record, lines, what)
 
-    def place(self, newlines: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str, int, int]]]:
-        """Line numbers of a batch's rows, and of the invalid rows that fell among them."""
+    def take_out(self, record: int, lines: int, what: object) -> None:
+        self.pending.append((record, lines, what))
+
+    def place(self, newlines: np.ndarray, resume: int = 0
+              ) -> tuple[np.ndarray, int, list[tuple[int, int, object]]]:
+        """Line numbers of a batch's rows (``newlines`` quoted line breaks each), how many
+        of the first ones come before record ``resume``, and the taken-out rows that fell
+        among them as (record, line, what)."""
         n = len(newlines)
         self.pending.sort(key=lambda item: item[0])
         k = 0
@@ -247,18 +278,26 @@ class Positions:
             k += 1
         placed, self.pending = self.pending[:k], self.pending[k:]
         total = n + k
-        spans = np.ones(total, dtype=np.int64)
-        is_invalid = np.zeros(total, dtype=bool)
-        for record, text, _expected, _actual in placed:
-            pos = record - self.next_record
-            is_invalid[pos] = True
-            spans[pos] = 1 + _line_breaks(text)
-        spans[~is_invalid] += newlines
-        starts = self.next_line + np.concatenate(([0], np.cumsum(spans)[:-1])) if total else spans
-        invalid = [(int(starts[r - self.next_record]), text, e, a) for r, text, e, a in placed]
+        spans = newlines + 1
+        if k:  # rare: spans of the taken-out rows inserted among the rows'
+            at = np.array([record - self.next_record for record, _lines, _what in placed], dtype=np.int64)
+            rows = np.delete(np.arange(total, dtype=np.int64), at)
+            spans = np.insert(spans, at - np.arange(k), [lines for _record, lines, _what in placed])
+        ends = np.cumsum(spans)
+        starts = ends - spans + self.next_line
+        out = []
+        skip = 0
+        if k:
+            out = [(self.next_record + int(i), int(starts[i]), what)
+                   for i, (_r, _l, what) in zip(at, placed, strict=True)]
+            starts = starts[rows]
+            if self.next_record < resume:
+                skip = int(np.searchsorted(rows + self.next_record, resume))
+        elif self.next_record < resume:
+            skip = min(n, resume - self.next_record)
         self.next_record += total
-        self.next_line += int(spans.sum())
-        return starts[~is_invalid], invalid
+        self.next_line += int(ends[-1]) if total else 0
+        return starts, skip, out
 
 
 def _line_breaks(text: str) -> int:
@@ -272,7 +311,10 @@ def _has_newline(column: pa.Array) -> bool:
     if column.offset != 0:
         return bool(pc.any(pc.match_substring_regex(column, "[\n\r]")).as_py())
     data = column.buffers()[2]
-    return data is not None and bool(((np.frombuffer(data, dtype=np.uint8) - np.uint8(10)) <= 3).any())
+    if data is None:
+        return False
+    text = data.to_pybytes()  # a copy, and two memchr scans: far faster than numpy's compare
+    return text.find(b"\n") >= 0 or text.find(b"\r") >= 0
 
 
 def _newlines(batch: pa.RecordBatch) -> np.ndarray:
@@ -286,11 +328,27 @@ def _newlines(batch: pa.RecordBatch) -> np.ndarray:
     return counts
 
 
+def _empty_rows(batch: pa.RecordBatch) -> np.ndarray:
+    """Rows whose every field is empty (an empty line, as Arrow reads it), from the
+    columns' offsets: the first column's empty values, then the others at those rows only."""
+    rows = np.zeros(0, dtype=np.int64)
+    for k, column in enumerate(batch.columns if batch.num_rows else ()):
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32,
+                                count=len(column) + 1, offset=4 * column.offset)
+        rows = (np.flatnonzero(offsets[1:] == offsets[:-1]) if k == 0
+                else rows[offsets[rows + 1] == offsets[rows]])
+        if not len(rows):
+            break
+    return rows
+
+
 @dataclass
 class Batch:
     data: pa.RecordBatch  # string columns named by the normalised header
     lines: np.ndarray  # line number of each row
-    invalid: list[tuple[int, str, int, int]]  # (line, text, expected fields, found fields)
+    # (line, text, expected fields, found fields); for a row too long to read,
+    # (line, its first bytes, its length in bytes, None)
+    invalid: list[tuple[int, str, int, int | None]]
     # Rows of a UTF-8 file holding bytes that are not UTF-8: (line, column, value, record JSON),
     # the bytes shown as \xNN. They are not in ``data``.
     undecodable: list[tuple[int, str, str, str]] = field(default_factory=list)
@@ -301,7 +359,10 @@ def _native(raw) -> pa.NativeFile:
 
 
 def peek(raw) -> tuple[bytes, bool]:
-    """The first ``HEAD_BYTES`` of text (gunzipped when the gzip magic number is there)."""
+    """The first ``HEAD_BYTES`` of text (gunzipped when the gzip magic number is there).
+
+    Only the gzip decoder's own errors make the file unreadable; a failing read of the
+    stream (a reset connection, a disk error, the storage's errors) goes up as it is."""
     magic = _read_head(raw, 2)
     is_gzip = magic == GZIP_MAGIC
     if not is_gzip:
@@ -309,8 +370,23 @@ def peek(raw) -> tuple[bytes, bool]:
     stream = pa.CompressedInputStream(_native(_Prefixed(magic, raw)), "gzip")
     try:
         return _read_head(stream, HEAD_BYTES), True
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowInvalid) as exc:
+        if not is_decoder_error(exc):
+            raise
         raise UnreadableFileError("gzip", f"The gzip data is corrupt: {exc}.") from None
+
+
+def is_decoder_error(exc: BaseException) -> bool:
+    """The error is Arrow's gzip decoder refusing the data, not the stream under it failing.
+
+    Arrow reports corrupt or truncated compressed data ("zlib inflate failed", "Truncated
+    compressed stream") as a plain ``OSError`` without an errno. A failing disk, a full
+    temporary folder or a reset socket carries an errno (ENOSPC, EIO, ECONNRESET), an error
+    raised by a Python stream comes back as its own class (``ConnectionResetError``,
+    botocore's ``ReadTimeoutError``, the storage's ``TransientStorageError``)."""
+    if isinstance(exc, pa.ArrowInvalid):
+        return True
+    return type(exc) is OSError and exc.errno is None
 
 
 def text_stream(raw, is_gzip: bool) -> pa.NativeFile:
@@ -345,7 +421,7 @@ def _on_invalid_undecodable(unraisable) -> bool:
     """Arrow failed to decode an invalid row for :func:`read_batches`' callback."""
     target = getattr(unraisable, "object", None)
     return (isinstance(unraisable.exc_value, UnicodeDecodeError)
-            and getattr(target, "__qualname__", "") == "read_batches.<locals>.on_invalid"
+            and getattr(target, "__qualname__", "") == "_read_pass.<locals>.on_invalid"
             and getattr(target, "__module__", "") == __name__)
 
 
@@ -366,10 +442,75 @@ def _quiet_undecodable_rows() -> None:
     sys.unraisablehook = hook
 
 
-def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> Iterator[Batch]:
-    """Yield string batches with their line numbers; invalid rows are reported, not raised."""
+def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE,
+                 max_block_size: int = MAX_BLOCK_SIZE, reopen=None) -> Iterator[Batch]:
+    """Yield string batches with their line numbers; invalid rows are reported, not raised.
+
+    A row too long for the block restarts the read with a block twice as large (up to
+    ``max_block_size``), or, past it, with that row cut out; the rows already yielded are
+    not yielded again. A restart reads the file from its start: ``reopen()`` gives a new
+    stream, else ``stream`` is read again by position (it must then be seekable; if not,
+    the file is unreadable, reason ``row_too_long``). ``dialect.lines`` gets the file's
+    physical and blank lines."""
     _quiet_undecodable_rows()
-    positions = Positions()
+    resume = 2  # the first record not yielded yet
+    cuts: list[CutRow] = []
+    source, opened = stream, []
+    try:
+        while True:
+            positions = Positions()
+            reading = source
+            if cuts:
+                reading = CuttingStream(source, cuts, dialect.delimiter, on_cut=lambda row, p=positions:
+                                        p.take_out(row.record, 1 + row.breaks, row))
+            if not isinstance(reading, pa.NativeFile):
+                reading = pa.PythonFile(reading, mode="r")
+            try:
+                for batch in _read_pass(reading, dialect, block_size, positions, cuts, resume):
+                    yield batch
+                    resume = positions.next_record
+                dialect.lines.physical = positions.next_line - 1
+                return
+            except pa.ArrowInvalid as exc:
+                if "straddling object" not in str(exc):
+                    raise
+            positions.place(np.zeros(0, dtype=np.int64))  # the long row follows these
+            if block_size < max_block_size:
+                block_size = min(2 * block_size, max_block_size)
+            else:
+                cuts.append(CutRow(line=positions.next_line, record=positions.next_record))
+            source = _again(stream, reopen, positions.next_line)
+            opened.append(source)
+    finally:
+        for again in opened:  # only now: an abandoned reader may still be reading ahead
+            again.close()
+
+
+def _again(stream, reopen, line: int):
+    """The file from its start once more, to read it with a larger block or a row cut out.
+
+    Never ``stream`` itself rewound: the abandoned reader's read-ahead thread may still be
+    reading it, so a rewind would hand the new reader bytes from the middle."""
+    if reopen is not None:
+        return reopen()
+    if stream.seekable():
+        return Rewound(stream)
+    raise UnreadableFileError(
+        "row_too_long", f"The row starting on line {line} is longer than the reader's block, and "
+                        "this stream cannot be read a second time with a larger one.")
+
+
+def _read_pass(stream, dialect: Dialect, block_size: int, positions: Positions,
+               cuts: list[CutRow], resume: int) -> Iterator[Batch]:
+    """One read of the file: its batches from record ``resume`` on."""
+    cut_records = sorted(row.record for row in cuts)
+
+    def in_file(number: int) -> int:
+        """Arrow's record number -> the file's (the cut rows are not in Arrow's stream)."""
+        for record in cut_records:
+            number += number >= record
+        return number
+
     read_options = pacsv.ReadOptions(
         use_threads=False,  # keeps the record numbers of invalid rows (and memory flat)
         block_size=block_size,
@@ -381,12 +522,14 @@ def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> I
 
     def on_invalid(row) -> str:
         text = render_marks(row.text) if dialect.mark_undecodable else row.text
-        positions.pending.append((row.number, text, row.expected_columns, row.actual_columns))
+        positions.take_out(in_file(row.number), 1 + _line_breaks(text),
+                           (text, row.expected_columns, row.actual_columns))
         return "skip"
 
     parse_options = pacsv.ParseOptions(
         delimiter=dialect.delimiter, quote_char='"', double_quote=True,
         newlines_in_values=True, invalid_row_handler=on_invalid,
+        ignore_empty_lines=False,  # an empty line is a record: line numbers stay exact
     )
     convert_options = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in dialect.columns},
@@ -395,14 +538,37 @@ def read_batches(stream, dialect: Dialect, *, block_size: int = BLOCK_SIZE) -> I
     reader = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
                             convert_options=convert_options)
     for batch in reader:
-        lines, invalid = positions.place(_newlines(batch))
+        lines, skip, placed = positions.place(_newlines(batch), resume)
+        if skip:  # read before a restart: already yielded
+            batch, lines = batch.slice(skip), lines[skip:]
+        empty = _empty_rows(batch)
+        if len(empty):
+            dialect.lines.blank += len(empty)
+            keep = np.ones(batch.num_rows, dtype=bool)
+            keep[empty] = False
+            batch, lines = batch.filter(pa.array(keep)), lines[keep]
         undecodable = []
         if dialect.mark_undecodable:
             batch, lines, undecodable = split_undecodable(batch, lines)
-        yield Batch(batch, lines, invalid, undecodable)
-    # Invalid rows after the last good row.
-    _lines, invalid = positions.place(np.zeros(0, dtype=np.int64))
-    if positions.pending:  # not contiguous: keep them, without a line number
-        invalid += [(None, text, e, a) for _r, text, e, a in positions.pending]
+        yield Batch(batch, lines, _taken_out(placed, resume, dialect.encoding), undecodable)
+    # Invalid rows after the last good row; any not contiguous are kept without a line number.
+    _lines, _skip, placed = positions.place(np.zeros(0, dtype=np.int64))
+    placed += [(record, None, what) for record, _lines, what in positions.pending]
+    invalid = _taken_out(placed, resume, dialect.encoding)
     if invalid:
         yield Batch(None, np.zeros(0, dtype=np.int64), invalid)
+
+
+def _taken_out(placed: list[tuple[int, int | None, object]], resume: int,
+               encoding: str) -> list[tuple]:
+    """The rows taken out of a batch, as ``Batch.invalid`` entries."""
+    out = []
+    for record, line, what in placed:
+        if record < resume:
+            continue
+        if isinstance(what, CutRow):
+            preview = what.head.decode(encoding, "replace") + ("..." if what.length > len(what.head) else "")
+            out.append((line, preview, what.length, None))
+        else:
+            out.append((line, *what))
+    return out

@@ -290,3 +290,40 @@ def match_fixed(text: pa.Array, spec: tuple) -> pa.Array | None:
                 if mask:
                     hit &= (word & mask) == mask
     return _bool_array(_scatter(matched, rows, len(text)), text)
+
+
+_DECIMAL_BYTES = np.full(256, 16, np.uint8)  # any other byte: 16 (counted in the high part)
+_DECIMAL_BYTES[ord("0"):ord("9") + 1] = 0
+_DECIMAL_BYTES[ord(".")] = 1
+
+
+def plain_decimal(text: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Which values are plain decimals (ASCII digits, at most one dot, at least one digit),
+    and which hold other bytes, from one pass over the character buffer; None when the
+    buffers cannot be read this way.
+
+    A plain decimal matches ``FLOAT_RE`` and a value of digits and dots only that is not one
+    does not; a value with any other byte (sign, exponent, space, a letter) is left to the
+    regex (``other``). Null values are neither. Per value the byte classes are summed (digit
+    0, dot 1, other 16): ``sum // 16`` counts the other bytes when there are fewer than 16
+    dots, and a value of 16 dots or more, counted as "other", goes to the regex."""
+    n = len(text)
+    if n == 0 or text.type != pa.string():
+        return None
+    offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
+    first, last = int(offsets[0]), int(offsets[-1])
+    data = text.buffers()[2]
+    # Running sums of the byte classes (int32 while they cannot overflow: 16 per byte).
+    total = np.zeros(last - first + 1, np.int32 if last - first < 2**26 else np.int64)
+    if last > first:
+        np.cumsum(_DECIMAL_BYTES[np.frombuffer(data, np.uint8, last - first, first)], out=total[1:])
+    at = offsets - first
+    sums = total[at[1:]] - total[at[:-1]]
+    lengths = np.diff(offsets)
+    other = sums >= 16
+    plain = ~other & (sums <= 1) & (lengths > sums)
+    if text.null_count:
+        valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
+        plain &= valid
+        other &= valid
+    return plain, other

@@ -9,6 +9,7 @@ quarantine with its reason; it never stops the other files.
 
 from __future__ import annotations
 
+import errno
 import json
 import queue
 import tempfile
@@ -23,9 +24,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from m7etl.core import layout
+from m7etl.core import conservation, layout
 from m7etl.core.contracts import Contract, Registry
-from m7etl.core.csvread import HEAD_BYTES, Dialect, peek, read_batches, sniff, text_stream
+from m7etl.core.csvread import (
+    HEAD_BYTES,
+    Dialect,
+    is_decoder_error,
+    peek,
+    read_batches,
+    sniff,
+    text_stream,
+)
 from m7etl.core.validate import (
     REJECTS_SCHEMA,
     column_count_rejects,
@@ -33,7 +42,7 @@ from m7etl.core.validate import (
     silver_schema,
     validate_batch,
 )
-from m7etl.exceptions import UnreadableFileError
+from m7etl.exceptions import ObjectNotFoundError, TransientStorageError, UnreadableFileError
 from m7etl.storage.base import Storage
 
 STATUS_OK = "ok"
@@ -55,6 +64,8 @@ class FileResult:
     rows_valid: int = 0
     rows_rejected: int = 0
     rows_warned: int = 0
+    lines_read: int = 0  # physical lines, header included: 1 + rows' lines + lines_blank
+    lines_blank: int = 0  # lines holding no value (not rows), so every line is accounted for
     rejected_pct: float = 0.0
     warned_pct: float = 0.0
     status: str = STATUS_OK
@@ -91,18 +102,26 @@ def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
     A decoding error deep in the file (past the sniffed head) restarts the file: a UTF-8
     file is read again marking its undecodable bytes (those rows become rejects), any
     other with the contract's next encoding; when none is left the file is unreadable.
+    Only decoding and parsing errors make it unreadable: an I/O, permission or disk-space
+    error raises a retryable :class:`TransientStorageError` and leaves the file in place.
     """
     failed: list[str] = []
     mark = False
     while True:
-        with storage.open_input(key) as first:
-            head, is_gzip = peek(first)
+        try:
+            with storage.open_input(key) as first:
+                head, is_gzip = peek(first)
+        except OSError as exc:
+            raise _io_failure(storage, key, tmp, exc) from exc
         dialect = sniff(head, contract, complete=len(head) < HEAD_BYTES, gzip=is_gzip,
                         exclude=failed)
         dialect.mark_undecodable = mark and dialect.utf8_proven
         try:
             with text_stream(storage.open_input(key), is_gzip) as stream:
-                paths = _write_outputs(stream, dialect, contract, key, tmp, result)
+                # A row too long for the block re-reads the file from its start: a new stream
+                # (an S3 body or a gzip stream cannot rewind).
+                paths = _write_outputs(stream, dialect, contract, key, tmp, result,
+                                       reopen=lambda gz=is_gzip: text_stream(storage.open_input(key), gz))
         except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
             if isinstance(exc, pa.ArrowInvalid) and not _is_decoding_error(exc, dialect.encoding):
                 raise UnreadableFileError("parse_error", f"The CSV cannot be parsed: {exc}.") from None
@@ -112,12 +131,31 @@ def _convert(storage: Storage, key: str, contract: Contract, tmp: Path,
                 failed.append(dialect.encoding)
             continue
         except OSError as exc:
+            if not (is_gzip and is_decoder_error(exc)):
+                raise _io_failure(storage, key, tmp, exc) from exc
             raise UnreadableFileError("read_error", f"The file cannot be read to its end: {exc}.") from None
         result.bytes_read = storage.size(key)
         result.dialect = dialect.describe()
         result.missing_optional_columns = dialect.missing_optional
         result.extra_columns = dialect.extra
         return paths
+
+
+def _io_failure(storage: Storage, key: str, tmp: Path, exc: OSError) -> TransientStorageError:
+    """An I/O, permission or disk-space error says nothing about the file: it stays where it
+    is, and the error is retryable (Lambda and Airflow retry it; a local run names it)."""
+    where, cause = storage.describe(key), f"{type(exc).__name__}: {exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return TransientStorageError(
+            f"No space left in the temporary folder {tmp.parent} while processing {where} "
+            f"({cause}); the file was left in place.", key=key,
+            hint="Free space there (in Lambda: give the function more ephemeral storage), then "
+                 "process the file again.")
+    return TransientStorageError(
+        f"Reading {where} failed ({cause}); the file was left in place: an I/O or permission "
+        "error is not a bad file.", key=key,
+        hint="Process it again (Lambda and Airflow retry this error); if it persists, check the "
+             "storage and the file's permissions.")
 
 
 def _is_decoding_error(exc: pa.ArrowInvalid, encoding: str) -> bool:
@@ -186,7 +224,7 @@ def _prefetch(iterator: Iterator, depth: int) -> Iterator:
 
 
 def _write_outputs(stream, dialect: Dialect, contract: Contract, key: str, tmp: Path,
-                   result: FileResult) -> tuple[Path, Path]:
+                   result: FileResult, reopen=None) -> tuple[Path, Path]:
     """Read, validate and write in a three-stage pipeline (reader and writer threads)."""
     schema = silver_schema(contract)
     silver_path, rejects_path = tmp / "silver.parquet", tmp / "rejects.parquet"
@@ -222,7 +260,7 @@ def _write_outputs(stream, dialect: Dialect, contract: Contract, key: str, tmp: 
             pending_write = writer.submit(_write_batch, silver, rejects,
                                           out.valid if out is not None else None, bad)
 
-        for batch in _prefetch(read_batches(stream, dialect), PREFETCH_BATCHES):
+        for batch in _prefetch(read_batches(stream, dialect, reopen=reopen), PREFETCH_BATCHES):
             in_flight.append(validators.submit(validate, batch))
             if len(in_flight) > VALIDATORS:
                 collect()
@@ -232,6 +270,7 @@ def _write_outputs(stream, dialect: Dialect, contract: Contract, key: str, tmp: 
             pending_write.result()
     result.rows_read, result.rows_valid = read, valid
     result.rows_rejected, result.rows_warned = rejected, warned
+    conservation.account(key, result, silver_path, rejects_path, dialect.lines)
     return silver_path, rejects_path
 
 
@@ -247,19 +286,46 @@ def _write_batch(silver: pq.ParquetWriter, rejects: pq.ParquetWriter, valid: pa.
 
 def _quarantine(storage: Storage, key: str, day: str, result: FileResult, reason: str,
                 message: str) -> FileResult:
+    """Move the file to quarantine beside a note saying why, and drop what an earlier run of
+    it published (silver, rejects, report): they describe a file no longer in raw/.
+
+    The note is written first: a file in quarantine always has its reason (a move that
+    fails leaves the file in raw/, and the next run writes the note again)."""
     target = layout.quarantine_key(day, key)
     result.status, result.reason = STATUS_QUARANTINED, f"{reason}: {message}"
-    if storage.exists(key):
-        storage.move(key, target)
     storage.write_bytes(layout.quarantine_reason_key(day, key), json.dumps({
         "source_key": key, "quarantine_key": target, "dataset": result.dataset,
         "reason": reason, "message": message,
     }, indent=2).encode())
+    storage.move(key, target)
     result.outputs = {"quarantine": target}
     if result.dataset:
         _drop_stale(storage, [layout.silver_key(day, result.dataset, key),
-                              layout.rejects_key(day, result.dataset, key)])
+                              layout.rejects_key(day, result.dataset, key),
+                              layout.report_key(day, result.dataset, key)])
     return result
+
+
+def _absent(storage: Storage, key: str, day: str, dataset: str | None) -> FileResult:
+    """A key that is not there writes nothing. A file already quarantined (by an earlier
+    run of this function) says so with the quarantine key and its first reason; any other
+    absent key is an error naming it."""
+    target = layout.quarantine_key(day, key)
+    if not storage.exists(target):
+        raise ObjectNotFoundError(
+            f"{storage.describe(key)} does not exist, nor is it in quarantine ({target}); nothing "
+            "was written.", key=key,
+            hint="Check the key (raw/YYYYMMDD/<file>): the file was moved or deleted since the "
+                 "run was planned, or never landed.")
+    try:
+        note = json.loads(storage.read_bytes(layout.quarantine_reason_key(day, key)))
+        first = f"{note['reason']}: {note['message']}"
+        dataset = note.get("dataset") or dataset
+    except (ObjectNotFoundError, ValueError, KeyError, TypeError):
+        first = "its reason note is missing or unreadable"
+    return FileResult(source_key=key, dataset=dataset, date=day, status=STATUS_QUARANTINED,
+                      reason=f"already quarantined as {target} ({first})",
+                      outputs={"quarantine": target})
 
 
 def _drop_stale(storage: Storage, keys: list[str]) -> None:
@@ -269,11 +335,17 @@ def _drop_stale(storage: Storage, keys: list[str]) -> None:
 def process_raw_file(storage: Storage, key: str, registry: Registry,
                      thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
                      tmp_dir: str | None = None) -> FileResult:
-    """Validate one ``raw/YYYYMMDD/<file>`` into silver; never raises for bad input."""
+    """Validate one ``raw/YYYYMMDD/<file>`` into silver; never raises for bad input.
+
+    It raises for a key that is not there (:class:`ObjectNotFoundError`, unless the file is
+    already in quarantine: that result says so) and for a storage failure
+    (:class:`TransientStorageError` when a retry can help): the file then stays where it is."""
     started = time.perf_counter()
     name = layout.base_name(key)
     day = layout.day_of_raw_key(key) or layout.day_in_name(name) or "00000000"
     found = registry.identify(name)
+    if not storage.exists(key):
+        return _absent(storage, key, day, found[0].dataset if found else None)
     if found is None:
         result = FileResult(source_key=key, dataset=None, date=day)
         known = ", ".join(sorted(c.dataset for c in registry))

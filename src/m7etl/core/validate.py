@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from m7etl.core.contracts import DEFAULT_FORMATS, Column, Contract, Rules
-from m7etl.core.fastpaths import fixed_pattern, iso_fast, match_fixed
+from m7etl.core.fastpaths import fixed_pattern, iso_fast, match_fixed, plain_decimal
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -118,8 +118,22 @@ def _parse_integer(column: Column, text: pa.Array, retry: bool = False) -> pa.Ar
 
 
 def _parse_float(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
-    ok = pc.match_substring_regex(text, FLOAT_RE)
-    return pc.cast(pc.if_else(ok, text, None), pa.float64())
+    return pc.cast(pc.if_else(_float_syntax(text), text, None), pa.float64())
+
+
+def _float_syntax(text: pa.Array) -> pa.Array:
+    """``FLOAT_RE`` matched: plain decimals decided from the bytes, the regex on the rest only."""
+    found = plain_decimal(text)
+    if found is None:
+        return pc.match_substring_regex(text, FLOAT_RE)
+    ok, other = found
+    if other.any():
+        rows = np.flatnonzero(other)
+        matched = pc.match_substring_regex(text.take(pa.array(rows)), FLOAT_RE)
+        ok[rows] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
+    if text.null_count:
+        return pa.array(ok, pa.bool_(), mask=pc.is_null(text).to_numpy(zero_copy_only=False))
+    return pa.array(ok, pa.bool_())
 
 
 def _parse_boolean(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
@@ -335,16 +349,18 @@ def _json_records(contract: Contract, raw_cols: dict[str, pa.Array], rows: pa.Ar
     """``json.dumps({column: raw value}, ensure_ascii=False)`` of each of ``rows``, in Arrow.
 
     Values holding a quote, a backslash or a control character are encoded by json.dumps
-    itself (rare), so the text is byte for byte what json.dumps writes."""
+    itself (rare; those values only, not their column), so the text is byte for byte what
+    json.dumps writes."""
     parts: list = []
     for k, column in enumerate(contract.columns):
         values = raw_cols[column.name].take(rows)
-        special = values.null_count < len(values) and pc.any(
-            pc.match_substring_regex(values, _JSON_SPECIAL)).as_py()
-        if special:
-            quoted = pa.array([json.dumps(v, ensure_ascii=False) for v in values.to_pylist()], pa.string())
-        else:
-            quoted = pc.fill_null(pc.binary_join_element_wise('"', values, '"', ""), "null")
+        quoted = pc.fill_null(pc.binary_join_element_wise('"', values, '"', ""), "null")
+        if values.null_count < len(values):
+            special = pc.fill_null(pc.match_substring_regex(values, _JSON_SPECIAL), False)
+            at = np.flatnonzero(special.to_numpy(zero_copy_only=False))
+            if len(at):
+                dumped = [json.dumps(v, ensure_ascii=False) for v in values.take(pa.array(at)).to_pylist()]
+                quoted = pc.replace_with_mask(quoted, special, pa.array(dumped, pa.string()))
         parts += [("{" if k == 0 else ", ") + json.dumps(column.name) + ": ", quoted]
     return pc.binary_join_element_wise(*parts, "}", "")
 
@@ -362,14 +378,18 @@ def encoding_rejects(source_key: str, items: list[tuple[int, str, str, str]]) ->
     }, schema=REJECTS_SCHEMA)
 
 
-def column_count_rejects(source_key: str, items: list[tuple[int | None, str, int, int]]) -> pa.Table:
-    """Rejects for rows the CSV parser could not split into the header's number of fields."""
+def column_count_rejects(source_key: str, items: list[tuple[int | None, str, int, int | None]]) -> pa.Table:
+    """Rejects for rows the CSV parser could not split into the header's number of fields,
+    and (found fields None) for rows too long for it to hold: ``row_too_long``, the text
+    then the row's first bytes and the expected fields its length in bytes."""
     return pa.Table.from_pydict({
         "source_key": [source_key] * len(items),
         "line_number": [line for line, _t, _e, _a in items],
         "column": [None] * len(items),
-        "rule": ["column_count"] * len(items),
+        "rule": ["column_count" if a is not None else "row_too_long" for _l, _t, _e, a in items],
         "raw_value": [text for _l, text, _e, _a in items],
-        "message": [f"expected {e} fields, found {a}" for _l, _t, e, a in items],
+        "message": [f"expected {e} fields, found {a}" if a is not None else
+                    f"the row is {e} bytes long, more than the reader holds at once (its start is shown)"
+                    for _l, _t, e, a in items],
         "record": [text for _l, text, _e, _a in items],
     }, schema=REJECTS_SCHEMA)

@@ -3,16 +3,21 @@
 For each record of the data bucket that reports a creation, :func:`m7etl.core.ingest.ingest`
 moves the object to ``raw/YYYYMMDD/`` (or quarantine); other records are ``ignored``, so
 the S3-event function never reacts to its own writes. Then, once per day touched, MWAA is
-asked to run the DAG (:mod:`m7etl.orchestration.runs` says which run). A failed request
-does not stop the others; :meth:`LandingResult.failure` sums them up once every record was
-handled, so a retry of the event only asks MWAA again.
+asked to run the DAG (:mod:`m7etl.orchestration.runs` says which run).
+
+One record never stops the others: an object that is gone is ``missing``, one the storage
+failed on is ``failed`` (with the cause), and the others are filed and their runs asked
+for. :meth:`LandingResult.failure` sums up, once every record was handled, what a retry of
+the event can fix (failed run requests, records that failed in a retryable way); records
+already filed are ``already_ingested`` on that retry. A missing object or a terminal
+failure is reported in the result and the logs, not raised: a retry cannot fix it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
@@ -21,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 
 from m7etl.core.contracts import Registry, load_registry
 from m7etl.core.ingest import IGNORED, IngestResult, ingest
+from m7etl.exceptions import M7Error, ObjectNotFoundError, TransientStorageError
 from m7etl.orchestration import mwaa
 from m7etl.orchestration.payloads import EventError
 from m7etl.orchestration.runs import run_requests
@@ -28,6 +34,8 @@ from m7etl.orchestration.settings import env_text
 from m7etl.storage import Storage
 
 DEFAULT_DAG_ID = "m7_etl_pipeline"
+MISSING = "missing"  # the record's object is gone: not in landing/, not filed before
+FAILED = "failed"  # the storage failed on the record (the reason says how)
 LOG = logging.getLogger(__name__)
 _SHAPE_ERRORS = (KeyError, TypeError, AttributeError)
 
@@ -110,6 +118,7 @@ class LandingResult:
     files: list[IngestResult]
     triggers: list[dict]  # a TriggerResult as a dict with its "date", or a failed request
     errors: list[mwaa.TriggerError]
+    file_errors: list[tuple[str, M7Error]] = field(default_factory=list)  # (key, error) of FAILED
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -118,14 +127,23 @@ class LandingResult:
     def runs_requested(self) -> int:
         return len(self.triggers) - len(self.errors)
 
-    def failure(self) -> mwaa.TriggerError | None:
-        """One error for every failed run request (retryable if one of them is)."""
-        if not self.errors:
-            return None
-        return mwaa.TriggerError(
-            f"{len(self.errors)} of {len(self.triggers)} DAG run request(s) failed; first: "
-            f"{self.errors[0]}", hint="The files are in raw/; a retry of this event asks MWAA "
-            "again.", retryable=any(e.retryable for e in self.errors))
+    def failure(self) -> M7Error | None:
+        """One error for what a retry of the event can fix: every failed run request
+        (retryable if one of them is) and every record that failed in a retryable way."""
+        again = [(key, e) for key, e in self.file_errors if e.retryable]
+        requests = (f"{len(self.errors)} of {len(self.triggers)} DAG run request(s) failed; "
+                    f"first: {self.errors[0]}") if self.errors else ""
+        if not again:
+            if not self.errors:
+                return None
+            return mwaa.TriggerError(requests, hint="The files are in raw/; a retry of this "
+                                     "event asks MWAA again.",
+                                     retryable=any(e.retryable for e in self.errors))
+        names = ", ".join(key for key, _ in again)
+        return TransientStorageError(
+            f"{len(again)} of {len(self.files)} record(s) could not be filed ({names}); first "
+            f"cause: {again[0][1]}" + (f" Also: {requests}" if requests else ""), key=again[0][0],
+            hint="The other records were filed; a retry of this event files the rest.")
 
     def to_dict(self) -> dict:
         return {"records": [f.to_dict() for f in self.files], "triggers": self.triggers}
@@ -151,10 +169,19 @@ def file_batch(objects: Iterable[LandedObject], settings: LandingSettings,
     Powertools ``Logger``: one line per record and per run request.
     """
     registry = load_registry() if registry is None else registry
-    filed = []
+    filed, file_errors = [], []
     for obj in objects:
-        result = file_object(obj, settings.data_bucket, registry, open_storage)
-        log.info("record handled", extra=result.to_dict())
+        try:
+            result = file_object(obj, settings.data_bucket, registry, open_storage)
+        except ObjectNotFoundError as exc:
+            result = IngestResult(obj.key, MISSING, reason=str(exc))
+            log.warning("record's object is gone", extra=result.to_dict())
+        except M7Error as exc:
+            result = IngestResult(obj.key, FAILED, reason=str(exc))
+            file_errors.append((obj.key, exc))
+            log.error("record not filed", extra={**result.to_dict(), "retryable": exc.retryable})
+        else:
+            log.info("record handled", extra=result.to_dict())
         filed.append((obj, result))
     runs = run_requests(settings.data_bucket, filed)
     if runs and client is None:
@@ -173,5 +200,5 @@ def file_batch(objects: Iterable[LandedObject], settings: LandingSettings,
             continue
         log.info("DAG run requested", extra=triggered.to_dict())
         triggers.append({"date": run.day, **triggered.to_dict()})
-    return LandingResult([r for _, r in filed], triggers, errors)
+    return LandingResult([r for _, r in filed], triggers, errors, file_errors)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,8 +90,10 @@ class _Result:
 
     @classmethod
     def from_dict(cls, data: dict):
-        """The result from a returned dict (an XCom); a missing field is a KeyError."""
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        """The result from a returned dict (an XCom); a missing field is a KeyError, unless
+        it has a default (a field added later: a function deployed before still answers)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)
+                      if f.name in data or f.default is MISSING})
 
 
 # -- raw_to_silver ---------------------------------------------------------------------
@@ -145,6 +147,8 @@ class RawToSilverSummary(_Result):
     extra_columns: int  # how many
     outputs: dict[str, str]
     duration_s: float
+    lines_read: int = 0  # physical lines: header + valid + rejected + blank
+    lines_blank: int = 0
 
     @classmethod
     def from_result(cls, result: Any, bucket: str) -> RawToSilverSummary:
@@ -158,7 +162,8 @@ class RawToSilverSummary(_Result):
             bytes_read=result.bytes_read,
             missing_optional_columns=len(result.missing_optional_columns),
             extra_columns=len(result.extra_columns), outputs=result.outputs,
-            duration_s=result.duration_s)
+            duration_s=result.duration_s, lines_read=result.lines_read,
+            lines_blank=result.lines_blank)
 
 
 # -- silver_to_gold --------------------------------------------------------------------
