@@ -10,7 +10,8 @@ Invoked by the DAG once per dataset and day. The payload
     }
 
 Returns the GoldResult as a dict, with the list of silver keys replaced by its length
-(``SilverToGoldSummary``).
+(``SilverToGoldSummary``); ``rows_superseded`` counts the silver rows replaced by a later
+record of their primary key (a key sent twice counts once in an aggregate).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def handler(event: dict, context) -> dict:
     metrics.add_dimension(name="dataset", value=result.dataset)
     metrics.add_metric(name="GoldRowsIn", unit=MetricUnit.Count, value=result.rows_in)
     metrics.add_metric(name="GoldRowsOut", unit=MetricUnit.Count, value=result.rows_out)
+    metrics.add_metric(name="GoldRowsSuperseded", unit=MetricUnit.Count, value=result.rows_superseded)
     out = SilverToGoldSummary.from_result(result, request.bucket).to_dict()
     logger.info("gold rebuilt" if result.gold_key else "no silver input for the day", extra=out)
     return out

@@ -32,6 +32,15 @@ def test_builtin_contracts_cover_the_four_datasets(registry):
     ("Device_20250501.csv", ("Device", "20250501")),
     ("EPG_20250502.csv.gz", ("EPG", "20250502")),
     ("Viewing_20250501.csv", ("Viewing", "20250501")),
+    # a delivery split into parts: <Dataset>_YYYYMMDD_<part>.csv[.gz]
+    ("Viewing_20250501_01.csv", ("Viewing", "20250501")),
+    ("Viewing_20250501_02.csv.gz", ("Viewing", "20250501")),
+    ("Device_20250501_3.csv", ("Device", "20250501")),
+    ("EPG_20250502_001.csv", ("EPG", "20250502")),
+    ("Channel_20250501_10.csv.gz", ("Channel", "20250501")),
+    ("Viewing_20250501_.csv", None),
+    ("Viewing_20250501_a1.csv", None),
+    ("Viewing_20250501_01_02.csv", None),
     ("Device_2025050.csv", None),
     ("device_20250501.csv", None),
     ("Billing_20250501.csv", None),
@@ -86,6 +95,52 @@ def test_invalid_yaml_names_the_file(tmp_path):
     bad.write_text("dataset: [unclosed\n")
     with pytest.raises(ContractError, match="broken.yaml: not valid YAML"):
         load_contract_file(bad)
+
+
+@pytest.mark.parametrize("text, where, problem", [
+    # line 4 is indented one space less than the list item it continues
+    ("dataset: Box\ncolumns:\n  - name: box_id\n   type: string\n", "line 4, column 4",
+     "expected <block end>, but found '<block mapping start>'"),
+    ("dataset: Box\n\tcolumns: []\n", "line 2, column 1",
+     "found character '\\t' that cannot start any token"),
+    ("dataset: Box\ndescription: a\x00b\n", "line 2, column 15", "unacceptable character #x0000"),
+])
+def test_a_yaml_syntax_error_is_one_line_naming_the_file_and_the_line(tmp_path, text, where, problem):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(text)
+    with pytest.raises(ContractError) as err:
+        load_contract_file(bad)
+    message = err.value.message
+    assert message.startswith(f"Contract {bad}: not valid YAML at {where} (") and message.endswith(").")
+    assert problem in message and "\n" not in message and "<unicode string>" not in message
+    assert err.value.hint == "Fix the contract file and run again."
+
+
+def test_a_contract_not_in_utf8_is_one_line_naming_the_file_and_the_line(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"dataset: Box\ndescription: Bo\xeete\n")  # cp1252 'î' at line 2, column 16
+    with pytest.raises(ContractError) as err:
+        load_contract_file(bad)
+    assert err.value.message == (f"Contract {bad}: not valid UTF-8 at line 2, column 16 "
+                                 "(byte 0xee: invalid continuation byte).")
+    assert "UTF-8" in err.value.hint and "\n" not in str(err.value)
+
+
+def test_a_registry_folder_with_a_non_utf8_contract_fails_with_a_contract_error(tmp_path):
+    (tmp_path / "box.yaml").write_bytes(b"dataset: Box\n# caf\xe9\n")
+    with pytest.raises(ContractError, match=r"box.yaml: not valid UTF-8 at line 2, column 6"):
+        load_registry(tmp_path)
+
+
+def test_aggregate_order_by_decides_the_latest_record_per_key():
+    gold = {"kind": "aggregate", "group_by": ["box_id"], "order_by": ["seen"],
+            "metrics": [{"name": "n", "agg": "count"}]}
+    columns = [BOX_ID, {"name": "seen", "type": "timestamp"}]
+    assert parse_contract(_with(columns=columns, gold=gold), "c.yaml").gold.order_by == ("seen",)
+    with pytest.raises(ContractError, match=r"key 'gold.order_by' .*needs a primary_key"):
+        parse_contract(_with(columns=columns, gold=gold, primary_key=[]), "c.yaml")
+    with pytest.raises(ContractError, match=r"key 'gold.order_by' names unknown column 'nope'"):
+        parse_contract(_with(columns=columns, gold={**gold, "order_by": ["nope"]}), "c.yaml")
 
 
 def test_adding_a_dataset_is_adding_a_file(tmp_path):

@@ -25,6 +25,8 @@ def folding(request, monkeypatch):
     if request.param == "spilled":
         monkeypatch.setattr(silver_to_gold, "SPILL_FROM_BYTES", {"aggregate": 0, "snapshot": 0})
         monkeypatch.setattr(silver_to_gold, "SPILL_PART_BYTES", {"aggregate": 1000, "snapshot": 1000})
+        monkeypatch.setattr(silver_to_gold, "KEY_HASH_SPILL_FROM_ROWS", 0)
+        monkeypatch.setattr(silver_to_gold, "KEY_HASH_PART_ROWS", 3)
     return request.param
 
 
@@ -66,6 +68,73 @@ def test_snapshot_keeps_the_latest_record_per_key_across_files(storage, registry
     assert [(r["device_id"], r["status"]) for r in rows] == [
         ("STB000000001", "inactive"), ("STB000000002", "faulty"), ("STB000000003", "returned")]
     assert set(gold.column("business_date").to_pylist()) == {date(2025, 5, 1)}
+
+
+def viewing(session: str, device: int, channel: int, hour: int, mode: str, duration: int,
+            source: str, line: int) -> dict:
+    start = datetime(2025, 5, 1, hour, 10)
+    return {"session_id": session * 16, "device_id": f"STB{device:09d}", "channel_id": channel,
+            "session_start": start, "session_end": start + timedelta(seconds=duration),
+            "duration_s": duration, "view_hour": hour, "playback_mode": mode,
+            "_source_key": source, "_line_number": line, "_warnings": None}
+
+
+def gold_rows(storage, result) -> dict:
+    """(channel, hour, mode) -> (sessions, viewers, total_duration_s, avg_duration_s)."""
+    gold = pq.read_table(pa.BufferReader(storage.read_bytes(result.gold_key))).to_pylist()
+    return {(r["channel_id"], r["view_hour"], r["playback_mode"]):
+            (r["sessions"], r["viewers"], r["total_duration_s"], r["avg_duration_s"]) for r in gold}
+
+
+def test_sessions_sent_in_a_csv_and_its_gzip_count_once(storage, registry, folding):
+    contract = registry["Viewing"]
+    plain, gz = "raw/20250501/Viewing_20250501.csv", "raw/20250501/Viewing_20250501.csv.gz"
+    write_silver(storage, contract, "20250501", "Viewing_20250501", [
+        viewing("a", 1, 1, 8, "live", 100, plain, 2),
+        viewing("b", 2, 1, 8, "live", 200, plain, 3),
+        viewing("c", 1, 2, 9, "vod", 300, plain, 4),
+    ])
+    write_silver(storage, contract, "20250501", "Viewing_20250501.gz", [  # a and b again, d new
+        viewing("a", 1, 1, 8, "live", 100, gz, 2),
+        viewing("b", 2, 1, 8, "live", 200, gz, 3),
+        viewing("d", 3, 2, 9, "vod", 50, gz, 4),
+    ])
+    result = process_gold(storage, contract, "20250501")
+    # written by hand: (1, 8, live) holds a and b once each, (2, 9, vod) holds c and d
+    assert gold_rows(storage, result) == {(1, 8, "live"): (2, 2, 300, 150.0),
+                                          (2, 9, "vod"): (2, 2, 350, 175.0)}
+    assert (result.rows_in, result.rows_out, result.rows_superseded) == (6, 2, 2)
+    assert result.to_dict()["rows_superseded"] == 2
+
+
+def test_a_later_delivery_of_the_day_wins_for_a_session_sent_twice(storage, registry, folding):
+    """The snapshot's rule: the later file (part 02 after part 01), then the later line."""
+    contract = registry["Viewing"]
+    first, second = "raw/20250501/Viewing_20250501_01.csv", "raw/20250501/Viewing_20250501_02.csv"
+    write_silver(storage, contract, "20250501", "Viewing_20250501_02", [
+        viewing("a", 1, 1, 8, "live", 1500, second, 2),   # a went on: 1500 s, not 100
+        viewing("b", 2, 4, 10, "replay", 600, second, 3),  # b corrected: channel 4, not 3
+    ])
+    write_silver(storage, contract, "20250501", "Viewing_20250501_01", [
+        viewing("a", 1, 1, 8, "live", 100, first, 2),
+        viewing("b", 2, 3, 10, "replay", 600, first, 3),
+        viewing("c", 5, 1, 8, "live", 40, first, 4),
+        viewing("c", 5, 1, 8, "live", 45, first, 9),  # the same file again: the later line wins
+    ])
+    result = process_gold(storage, contract, "20250501")
+    assert gold_rows(storage, result) == {(1, 8, "live"): (2, 2, 1545, 772.5),
+                                          (4, 10, "replay"): (1, 1, 600, 600.0)}
+    assert (result.rows_in, result.rows_out, result.rows_superseded) == (6, 2, 3)
+
+
+def test_a_day_without_repeated_sessions_supersedes_nothing(storage, registry):
+    contract = registry["Viewing"]
+    source = "raw/20250501/Viewing_20250501.csv"
+    write_silver(storage, contract, "20250501", "Viewing_20250501", [
+        viewing("a", 1, 1, 8, "live", 100, source, 2), viewing("b", 1, 1, 8, "live", 30, source, 3)])
+    result = process_gold(storage, contract, "20250501")
+    assert gold_rows(storage, result) == {(1, 8, "live"): (2, 1, 130, 65.0)}
+    assert (result.rows_in, result.rows_out, result.rows_superseded) == (2, 1, 0)
 
 
 def test_aggregate_matches_an_independent_computation(storage, registry, folding):

@@ -7,6 +7,7 @@ and chunks from one row to more than the whole input.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime
 
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m7etl.core.contracts import parse_contract
-from m7etl.core.gold import BUSINESS_DATE, gold_builder, gold_schema
+from m7etl.core.gold import BUSINESS_DATE, KeyCheck, dedupe, gold_builder, gold_schema, key_hashes
 from m7etl.core.gold.partition import partition_of
 from m7etl.core.gold.spill import Spill
 
@@ -46,6 +47,24 @@ AGG = parse_contract({
         {"name": "sum_ratio", "agg": "sum", "column": "ratio"},
     ]},
 }, "<probe-aggregate>")
+
+KEYED = parse_contract({  # an aggregate whose rows have a key: each key counts once, its latest record
+    "dataset": "Probe",
+    "columns": [
+        {"name": "id", "type": "string", "required": True},
+        {"name": "seen", "type": "timestamp"},
+        {"name": "region", "type": "string"},
+        {"name": "device", "type": "string"},
+        {"name": "seconds", "type": "integer"},
+    ],
+    "primary_key": ["id"],
+    "gold": {"kind": "aggregate", "group_by": ["region"], "order_by": ["seen"], "metrics": [
+        {"name": "n", "agg": "count"},
+        {"name": "devices", "agg": "count_distinct", "column": "device"},
+        {"name": "total", "agg": "sum", "column": "seconds"},
+        {"name": "low", "agg": "min", "column": "seconds"},
+    ]},
+}, "<probe-keyed>")
 
 SNAP = parse_contract({
     "dataset": "Probe",
@@ -103,8 +122,8 @@ def same(got: list, want: list) -> bool:
 
 
 def fold(contract, silver: pa.Table, chunk_rows: int, batch_rows: int, *, spill_dir=None,
-         parts: int = 1) -> pa.Table:
-    builder = gold_builder(contract, chunk_rows, spill_dir=spill_dir, parts=parts)
+         parts: int = 1, repeats=None) -> pa.Table:
+    builder = gold_builder(contract, chunk_rows, spill_dir=spill_dir, parts=parts, repeats=repeats)
     for batch in silver.to_batches(max_chunksize=batch_rows):
         builder.add(batch)
     gold = builder.result(DAY)
@@ -148,6 +167,22 @@ def snapshot_rows(draw) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+@st.composite
+def keyed_rows(draw) -> pa.Table:
+    n = draw(st.integers(0, 60))
+    rows = [{"id": draw(st.sampled_from(["a", "b", "c", "dd", "eee", "f" * 9, "g" * 16])),
+             "seen": draw(maybe(st.sampled_from([datetime(2025, 5, 1, h) for h in range(3)]))),
+             "region": draw(maybe(st.sampled_from(["north", "south"]))),
+             "device": draw(maybe(st.sampled_from(["STB1", "STB2", "STB3"]))),
+             "seconds": draw(maybe(st.integers(-5, 100))),
+             "_source_key": draw(st.sampled_from(["raw/20250501/x.csv", "raw/20250501/x.csv.gz"])),
+             "_line_number": i + 2} for i in range(n)]
+    schema = pa.schema([("id", pa.string()), ("seen", pa.timestamp("us")), ("region", pa.string()),
+                        ("device", pa.string()), ("seconds", pa.int64()),
+                        ("_source_key", pa.string()), ("_line_number", pa.int64())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 # --------------------------------------------------------------------------- properties
 
 
@@ -183,6 +218,90 @@ def test_folded_snapshot_equals_one_sort_over_the_day(tmp_path_factory, silver, 
     if parts > 1:  # one file after another: compare as sets of rows, each key once
         rows = sorted(rows, key=lambda r: r["id"])
     assert rows == want
+
+
+@settings(SETTINGS, max_examples=50)  # each example spills up to three ways: a few seconds in all
+@given(silver=keyed_rows(), chunk_rows=st.integers(1, 80), batch_rows=st.integers(1, 30),
+       parts=st.integers(1, 4), checked=st.booleans(), check_parts=st.integers(1, 3))
+def test_an_aggregate_counts_each_key_once_its_latest_record(tmp_path_factory, silver, chunk_rows,
+                                                            batch_rows, parts, checked, check_parts):
+    """The oracle keeps each key's latest record by one sort (the snapshot's), then groups.
+    ``checked``: the day's keys were hashed first (in ``check_parts`` spill files), and
+    only rows whose key repeats wait aside; else every row does. parts > 1: they spill."""
+    spill = tmp_path_factory.mktemp("spill")
+    repeats = None
+    if checked:
+        check = KeyCheck(spill, check_parts)
+        for batch in silver.to_batches(max_chunksize=batch_rows):
+            check.add(key_hashes(batch, ["id"]))
+        repeats = dataclasses.replace(check.repeats(), parts=parts)
+    builder = gold_builder(KEYED, chunk_rows, spill_dir=spill, parts=parts, repeats=repeats)
+    for batch in silver.select(builder.columns).to_batches(max_chunksize=batch_rows):
+        builder.add(batch)
+    got = builder.result(DAY).drop_columns([BUSINESS_DATE])
+    assert not list(spill.iterdir())
+    latest = snapshot_oracle(KEYED, silver) if silver.num_rows else silver
+    assert builder.rows_superseded == silver.num_rows - latest.num_rows
+    want = aggregate_oracle(KEYED, latest) if latest.num_rows else None
+    if want is None:
+        assert got.num_rows == 0
+        return
+    for name in want.column_names:
+        assert same(got.column(name).to_pylist(), want.column(name).to_pylist()), name
+
+
+def test_a_day_without_a_repeated_key_folds_without_reading_the_key():
+    """Nothing repeats: the builder asks for the aggregate's columns only, as with no key."""
+    check = KeyCheck()
+    check.add(key_hashes(pa.table({"id": ["a", "bb", "c"]}), ["id"]))
+    repeats = check.repeats()
+    assert repeats.rows == 0 and not np.unpackbits(repeats.held).any()
+    builder = gold_builder(KEYED, repeats=repeats)
+    assert builder.columns == ["region", "device", "seconds"]
+    assert gold_builder(KEYED).columns == ["region", "device", "seconds", "id", "seen", "_source_key",
+                                           "_line_number"]
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("few", [dedupe._FEW, 0])
+def test_the_key_check_finds_exactly_the_repeated_keys(tmp_path, monkeypatch, parts, few):
+    """few 0: as on a day where many keys repeat, every hash is compared whole."""
+    monkeypatch.setattr(dedupe, "_FEW", few)
+    check = KeyCheck(tmp_path, parts)
+    check.add(key_hashes(pa.table({"id": ["a", "b", "a", "cc"]}), ["id"]))
+    check.add(key_hashes(pa.table({"id": ["cc", "d", "a"]}), ["id"]))
+    repeats = check.repeats()
+    flags = np.unpackbits(repeats.held)[:7].tolist()  # rows a, b, a, cc | cc, d, a
+    assert flags == [1, 0, 1, 1, 1, 0, 1] and repeats.rows == 5
+    assert not list(tmp_path.iterdir())
+
+
+def test_hashes_sharing_their_low_half_are_not_taken_for_repeats():
+    """The check sorts the low 32 bits first: equal there, different above, is no repeat."""
+    check = KeyCheck()
+    check.add(np.array([1 | 5 << 32, 1 | 7 << 32, 9, 2 | 3 << 40, 2 | 3 << 40], np.uint64))
+    repeats = check.repeats()
+    assert np.unpackbits(repeats.held)[:5].tolist() == [0, 0, 0, 1, 1] and repeats.rows == 2
+
+
+@pytest.mark.parametrize("values", [
+    pa.array(["0123456789abcdef", "", None, "é", "a" * 40, "0123456789abcdef", "b" * 7, "b" * 8, "b" * 9]),
+    pa.array(["x", "y", "x"], pa.large_string()),
+    pa.array([3, -1, None, 3], pa.int64()),
+])
+def test_equal_keys_hash_alike_whatever_batch_they_come_in(values):
+    """A batch of one length is hashed as one block, a mixed one length by length: alike."""
+    whole = key_hashes(pa.table({"k": values}), ["k"])
+    single = [key_hashes(pa.table({"k": values.slice(i, 1)}), ["k"])[0] for i in range(len(values))]
+    assert single == whole.tolist()
+    chunked = pa.table({"k": pa.chunked_array([values.slice(0, 2), values.slice(2)])})
+    assert key_hashes(chunked, ["k"]).tolist() == whole.tolist()
+    by_value = {}
+    for value, h in zip(values.to_pylist(), whole.tolist(), strict=True):
+        assert by_value.setdefault(value, h) == h
+    assert len(set(by_value.values())) == len(by_value)  # these few distinct values: distinct hashes
+    pair = pa.table({"a": ["x", "y"], "b": ["y", "x"]})
+    assert len(set(key_hashes(pair, ["a", "b"]).tolist())) == 2  # (x, y) is not (y, x)
 
 
 def test_a_group_whose_values_are_all_null_has_null_sums_and_means():

@@ -44,3 +44,22 @@ def test_malformed_payload_names_the_field(lambda_env, context, event, field, pr
     with pytest.raises(EventError) as info:
         silver_to_gold.handler(event, context)
     assert info.value.field == field and problem in str(info.value)
+
+
+VIEWING = (b"session_id,device_id,channel_id,session_start,session_end,duration_s,view_hour,playback_mode\n"
+           b"aaaaaaaaaaaaaaaa,STB000000001,5,2025-05-01 08:00:00,2025-05-01 08:10:00,600,8,live\n"
+           b"bbbbbbbbbbbbbbbb,STB000000002,5,2025-05-01 08:00:00,2025-05-01 08:20:00,1200,8,live\n")
+
+
+def test_a_day_sent_as_csv_and_csv_gz_counts_each_session_once(s3, context, capsys):
+    for key in ("raw/20250501/Viewing_20250501.csv", "raw/20250501/Viewing_20250501.csv.gz"):
+        put(s3, key, VIEWING, gz=key.endswith(".gz"))
+        raw_to_silver.handler({"key": key}, context)
+    capsys.readouterr()
+    out = silver_to_gold.handler({"dataset": "Viewing", "date": "20250501"}, context)
+    assert (out["rows_in"], out["rows_out"], out["rows_superseded"], out["silver_files"]) == (4, 1, 2, 2)
+    body = s3.get_object(Bucket=BUCKET, Key="gold/Viewing_20250501.parquet")["Body"].read()
+    (row,) = pq.read_table(pa.BufferReader(body)).to_pylist()
+    assert (row["sessions"], row["viewers"], row["total_duration_s"]) == (2, 2, 1800)  # not 4 and 3600
+    (emf,) = emf_records(capsys.readouterr().out)
+    assert (emf["GoldRowsIn"], emf["GoldRowsSuperseded"]) == (4.0, 2.0)

@@ -3,7 +3,7 @@
 Every key the pipeline reads or writes is built here, from the input key, so re-running
 the same input writes the same objects::
 
-    landing/<file>                          incoming CSV files
+    landing/<file>                          incoming CSV files: <Dataset>_YYYYMMDD[_<part>].csv[.gz]
     raw/YYYYMMDD/<file>                     raw files by day (the replay source)
     silver/YYYYMMDD/<Dataset>/<stem>.parquet          clean, typed rows
     silver/YYYYMMDD/_rejects/<Dataset>/<stem>.parquet rejected rows with reasons
@@ -57,7 +57,9 @@ def stem(key: str) -> str:
     """The name outputs derive from: ``Device_20250501.csv`` -> ``Device_20250501``.
 
     A gzipped file keeps a ``.gz`` mark (``Device_20250501.csv.gz`` -> ``Device_20250501.gz``)
-    so that a plain and a gzipped file of the same day never write the same objects.
+    so that a plain and a gzipped file of the same day never write the same objects; a
+    part keeps its number (``Viewing_20250501_02.csv`` -> ``Viewing_20250501_02``), so
+    the parts of a day write a silver file, rejects and a report each.
     """
     name = base_name(key)
     lower = name.lower()

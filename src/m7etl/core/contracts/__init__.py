@@ -10,13 +10,21 @@ Adding a dataset is adding a file to ``datasets/`` (or to a folder given with
 
 - :mod:`.model`: the frozen dataclasses (:class:`Contract`, :class:`Column`,
   :class:`Rules`, ...) and the vocabularies (``TYPES``, ``DEFAULT_FORMATS``, ...).
-- :mod:`.loading`: :func:`parse_contract` and :func:`load_contract_file`, the YAML checks.
+- :mod:`.loading`: :func:`parse_contract`, :func:`parse_contract_bytes` and
+  :func:`load_contract_file`, the YAML checks.
 - :mod:`.registry`: :class:`Registry` and :func:`load_registry` (cached per folder).
 """
 
 from __future__ import annotations
 
-from m7etl.core.contracts.loading import COLUMN_NAME, DATASET_NAME, load_contract_file, parse_contract
+from m7etl.core.contracts.loading import (
+    COLUMN_NAME,
+    DATASET_NAME,
+    PART,
+    load_contract_file,
+    parse_contract,
+    parse_contract_bytes,
+)
 from m7etl.core.contracts.model import (
     AGGREGATIONS,
     COMPARISONS,
@@ -39,6 +47,7 @@ __all__ = [
     "COMPARISONS",
     "DATASET_NAME",
     "DEFAULT_FORMATS",
+    "PART",
     "TYPES",
     "Column",
     "Contract",
@@ -51,4 +60,5 @@ __all__ = [
     "load_contract_file",
     "load_registry",
     "parse_contract",
+    "parse_contract_bytes",
 ]

@@ -30,6 +30,7 @@ from m7etl.exceptions import ContractError
 
 DATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+PART = r"(?:_(?P<part>\d+))?"  # a delivery split into parts: Viewing_20250501_01.csv
 
 
 class _Reader:
@@ -128,7 +129,10 @@ def _re2_problem(pattern: str) -> str | None:
     import pyarrow.compute as pc
 
     try:
-        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+        # A null, not pa.array([""]): building an array from Python objects makes pyarrow
+        # import pandas (0.3-0.5 CPU-s of a Lambda's start) and the kernel compiles the
+        # pattern all the same.
+        pc.match_substring_regex(pa.nulls(1, pa.string()), pattern)
     except pa.ArrowInvalid as exc:
         return str(exc)
     return None
@@ -214,16 +218,20 @@ def _gold(r: _Reader, obj: Any, columns: dict[str, Column], key: tuple[str, ...]
     obj = r.mapping(obj, "gold")
     r.unknown(obj, "gold", ("kind", "order_by", "group_by", "metrics"))
     kind = r.text(obj, "kind", "gold.kind")
-    if kind == "snapshot":
-        if not key:
-            raise r.fail("gold.kind", "'snapshot' needs a primary_key")
-        order_by = r.str_list(obj, "order_by", "gold.order_by")
-        for name in order_by:
-            if name not in columns:
-                raise r.fail("gold.order_by", f"names unknown column '{name}'")
-        return GoldSpec(kind, order_by=order_by)
-    if kind != "aggregate":
+    if kind not in ("snapshot", "aggregate"):
         raise r.fail("gold.kind", f"'{kind}' must be 'snapshot' or 'aggregate'")
+    if kind == "snapshot" and not key:
+        raise r.fail("gold.kind", "'snapshot' needs a primary_key")
+    # The latest record of a key wins by these columns (then the later file, the later
+    # line): a snapshot keeps it, an aggregate counts it once.
+    order_by = r.str_list(obj, "order_by", "gold.order_by")
+    if order_by and not key:
+        raise r.fail("gold.order_by", "picks the latest record per key: it needs a primary_key")
+    for name in order_by:
+        if name not in columns:
+            raise r.fail("gold.order_by", f"names unknown column '{name}'")
+    if kind == "snapshot":
+        return GoldSpec(kind, order_by=order_by)
     group_by = r.str_list(obj, "group_by", "gold.group_by")
     if not group_by:
         raise r.fail("gold.group_by", "is missing (an aggregate needs group-by columns)")
@@ -252,7 +260,7 @@ def _gold(r: _Reader, obj: Any, columns: dict[str, Column], key: tuple[str, ...]
         if agg in ("sum", "mean") and columns[column].type not in ("integer", "float"):
             raise r.fail(f"{path}.column", f"'{column}' is not numeric, cannot {agg} it")
         metrics.append(Metric(name, agg, column))
-    return GoldSpec(kind, group_by=group_by, metrics=tuple(metrics))
+    return GoldSpec(kind, order_by=order_by, group_by=group_by, metrics=tuple(metrics))
 
 
 def parse_contract(data: Any, source: str) -> Contract:
@@ -266,7 +274,7 @@ def parse_contract(data: Any, source: str) -> Contract:
         raise r.fail("dataset", f"'{dataset}' must be letters and digits, starting with a letter")
     file_spec = r.mapping(data.get("file", {}), "file")
     r.unknown(file_spec, "file", ("pattern",))
-    default_pattern = rf"^{dataset}_(?P<date>\d{{8}})\.csv(\.gz)?$"
+    default_pattern = rf"^{dataset}_(?P<date>\d{{8}}){PART}\.csv(\.gz)?$"
     pattern_text = r.text(file_spec, "pattern", "file.pattern", default=default_pattern)
     try:
         pattern = re.compile(pattern_text)
@@ -321,12 +329,51 @@ def parse_contract(data: Any, source: str) -> Contract:
     )
 
 
+def parse_contract_bytes(data: bytes, source: str) -> Contract:
+    """A contract from the bytes of its file: UTF-8 YAML, else a one-line
+    :class:`ContractError` naming the file and the line at fault."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_and_column(data, exc.start, b"\n")
+        raise ContractError(
+            f"Contract {source}: not valid UTF-8 at line {line}, column {column} "
+            f"(byte 0x{data[exc.start]:02x}: {exc.reason}).",
+            hint="Save the contract file as UTF-8 (contracts are UTF-8 YAML) and run again.") from None
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContractError(f"Contract {source}: not valid YAML{_yaml_problem(exc, text)}.",
+                            hint="Fix the contract file and run again.") from None
+    return parse_contract(parsed, source)
+
+
+def _line_and_column(text: str | bytes, offset: int, newline: str | bytes) -> tuple[int, int]:
+    """1-based line and column of ``offset`` in ``text``."""
+    start = text.rfind(newline, 0, offset) + 1
+    return text.count(newline, 0, offset) + 1, offset - start + 1
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """`` at line L, column C (problem; context)`` on one line, from PyYAML's error (whose
+    own text spans lines, quotes the source and calls the file "<unicode string>")."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        context = f"; {exc.context}" if exc.context else ""
+        if exc.context and exc.context_mark is not None and exc.context_mark.line != mark.line:
+            context += f" started at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        return f"{where} ({exc.problem}{context})"
+    if isinstance(exc, yaml.reader.ReaderError):
+        line, column = _line_and_column(text, exc.position, "\n")
+        return f" at line {line}, column {column} (unacceptable character #x{exc.character:04x})"
+    return f" ({' '.join(str(exc).split())})"
+
+
 def load_contract_file(path: Path) -> Contract:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ContractError(f"Contract {path}: not valid YAML ({exc}).",
-                            hint="Fix the contract file and run again.") from None
+        data = path.read_bytes()
     except OSError as exc:
-        raise ContractError(f"Contract {path}: cannot be read ({exc.strerror}).") from None
-    return parse_contract(data, str(path))
+        raise ContractError(f"Contract {path}: cannot be read ({exc.strerror}).",
+                            hint="Check the file's path and permissions, then run again.") from None
+    return parse_contract_bytes(data, str(path))

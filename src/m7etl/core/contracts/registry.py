@@ -63,9 +63,7 @@ def _load_packaged() -> Registry:
     folder on disk, only entries of the zip."""
     import importlib.resources
 
-    import yaml
-
-    from m7etl.core.contracts.loading import parse_contract
+    from m7etl.core.contracts.loading import parse_contract_bytes
 
     folder = importlib.resources.files("m7etl.core.contracts").joinpath("datasets")
     entries = sorted((e for e in folder.iterdir() if e.name.endswith(".yaml")), key=lambda e: e.name)
@@ -75,12 +73,7 @@ def _load_packaged() -> Registry:
     contracts = []
     for entry in entries:
         source = str(BUILTIN_DIR / entry.name)  # e.g. .../m7etl_glue.zip/m7etl/.../device.yaml
-        try:
-            data = yaml.safe_load(entry.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ContractError(f"Contract {source}: not valid YAML ({exc}).",
-                                hint="Fix the contract file and rebuild.") from None
-        contracts.append(parse_contract(data, source))
+        contracts.append(parse_contract_bytes(entry.read_bytes(), source))
     return Registry(contracts)
 
 

@@ -1,7 +1,8 @@
 """Aggregate gold: group-by metrics folded from partial results, chunk by chunk.
 
 Distinct counts of a large day go through :class:`~m7etl.core.gold.spill.Spill` (files
-on local disk, by value) to be counted one file at a time.
+on local disk, by value) to be counted one file at a time. With a primary key, a key seen
+more than once counts once, its latest record (:mod:`~m7etl.core.gold.dedupe`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from m7etl.core.contracts import Contract
+from m7etl.core.gold.dedupe import Contested, Repeats
 from m7etl.core.gold.folding import Folding
 from m7etl.core.gold.partition import partition_of
-from m7etl.core.gold.schema import gold_schema, with_date
+from m7etl.core.gold.schema import gold_schema, needed_columns, with_date
 from m7etl.core.gold.spill import Spill
 
 # How a partial result of each Arrow aggregation is folded into the next.
@@ -61,11 +63,21 @@ class AggregateBuilder(Folding):
     """Group-by metrics from partial results: count, sum, min, max (and mean as sum and
     count) fold per chunk; count_distinct keeps its (group, value) columns, in memory or
     spilled to ``spill_dir`` in ``parts`` files. Memory holds a chunk plus the partials
-    (plus those two columns when not spilled), never the day's rows."""
+    (plus those two columns when not spilled), never the day's rows.
+
+    With a primary key, ``repeats`` (the day's keys checked beforehand, rows in the order
+    they will come) says which rows may share a key: those wait aside (spilled in
+    ``repeats.parts`` files) and join, each key's latest record only, at the end. Without
+    ``repeats`` every row waits aside; with none repeated, the rows fold as if there were
+    no key."""
 
     def __init__(self, contract: Contract, chunk_rows: int | None = None, *,
-                 spill_dir: Path | None = None, parts: int = 1):
+                 spill_dir: Path | None = None, parts: int = 1, repeats: Repeats | None = None):
         super().__init__(contract, chunk_rows)
+        self.contested = None
+        if contract.primary_key and (repeats is None or repeats.rows):
+            self.contested = Contested(contract, None if repeats is None else repeats.held, spill_dir,
+                                       parts if repeats is None else repeats.parts)
         self.keys = list(contract.gold.group_by)
         partials: dict[str, tuple] = {}  # Arrow's result name -> (column(s), function)
         for m in contract.gold.metrics:
@@ -82,7 +94,26 @@ class AggregateBuilder(Folding):
                                                 if m.agg == "count_distinct")}
         self._parts: list[pa.Table] = []
 
+    @property
+    def columns(self) -> list[str]:
+        return needed_columns(self.contract, dedupe=self.contested is not None)
+
+    @property
+    def read_dictionary(self) -> list[str]:
+        return ["_source_key"] if self.contested is not None else []
+
+    @property
+    def rows_superseded(self) -> int:
+        """Silver rows not counted: an older record of a key counted once."""
+        return self.contested.superseded if self.contested is not None else 0
+
     def _fold(self, chunk: pa.Table) -> None:
+        if self.contested is not None:
+            chunk = self.contested.split(chunk, needed_columns(self.contract))
+        if chunk.num_rows:
+            self._aggregate(chunk)
+
+    def _aggregate(self, chunk: pa.Table) -> None:
         part = self._group(chunk, list(self.partials.values()))
         self._parts.append(part.select([*self.keys, *self.partials]))
         if sum(t.num_rows for t in self._parts) > self.chunk_rows:
@@ -105,6 +136,9 @@ class AggregateBuilder(Folding):
 
     def result(self, day: str) -> pa.Table:
         self._flush()
+        if self.contested is not None:
+            for kept in self.contested.latest():
+                self._aggregate(kept)
         schema = gold_schema(self.contract)
         if not self._parts:
             return schema.empty_table()

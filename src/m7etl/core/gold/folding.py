@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from m7etl.core.contracts import Contract
+from m7etl.core.gold.schema import needed_columns
 
 CHUNK_ROWS = 1_000_000  # silver rows folded at once: memory follows this, not the day's size
 
@@ -22,6 +23,16 @@ class Folding:
         self.rows_in = 0
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+
+    @property
+    def columns(self) -> list[str]:
+        """The silver columns to feed this builder."""
+        return needed_columns(self.contract)
+
+    @property
+    def read_dictionary(self) -> list[str]:
+        """Of those, the ones best read as dictionaries (one value a file: the source key)."""
+        return []
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.rows_in += batch.num_rows

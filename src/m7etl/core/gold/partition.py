@@ -39,12 +39,30 @@ def _string_hashes(text: pa.Array) -> np.ndarray:
     raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
     if not n or not raw.size:  # only nulls and empty strings
         return out
+    if not text.null_count and (lengths == lengths[0]).all():
+        return _same_length_hashes(raw[offsets[0]:offsets[-1]].reshape(n, int(lengths[0])), out)
     window = np.arange(8)
     for at, weight in ((offsets[:-1], _WEIGHTS[0]), (offsets[1:] - 8, _WEIGHTS[1])):
         index = at[:, None] + window  # 8 bytes from each value's start, or up to its end
         inside = (index >= offsets[:-1, None]) & (index < offsets[1:, None])
         picked = np.where(inside, raw[np.clip(index, 0, raw.size - 1)], 0).astype(np.uint8)
         out ^= _mix(picked.view(np.uint64).ravel() * weight)
+    return out
+
+
+def _same_length_hashes(block: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`_string_hashes` of values of one length (ids), from their n x length block:
+    the same first and last eight bytes (zero-padded likewise), without index arrays."""
+    n, length = block.shape
+    if length >= 8:
+        first, last = block[:, :8], block[:, length - 8:]
+    else:
+        first = np.zeros((n, 8), np.uint8)
+        first[:, :length] = block
+        last = np.zeros((n, 8), np.uint8)
+        last[:, 8 - length:] = block
+    for picked, weight in ((first, _WEIGHTS[0]), (last, _WEIGHTS[1])):
+        out ^= _mix(np.ascontiguousarray(picked).view(np.uint64).ravel() * weight)
     return out
 
 

@@ -1,6 +1,7 @@
 """Gold's shape: its explicit schema, the silver columns it reads, ``business_date``.
 
-Grain: a snapshot holds one row per primary key; an aggregate one row per group-by key.
+Grain: a snapshot holds one row per primary key; an aggregate one row per group-by key,
+counting each primary key once (its latest record).
 Both carry ``business_date``, the day the rows belong to, which the warehouse load uses
 to replace exactly that day.
 """
@@ -39,11 +40,17 @@ def gold_schema(contract: Contract) -> pa.Schema:
     return pa.schema(fields)
 
 
-def needed_columns(contract: Contract) -> list[str]:
-    """The silver columns gold reads (so wide files are read only as far as needed)."""
+LINEAGE = ["_source_key", "_line_number"]  # the later file, then the later line, wins
+
+
+def needed_columns(contract: Contract, *, dedupe: bool = False) -> list[str]:
+    """The silver columns gold reads (so wide files are read only as far as needed); an
+    aggregate that counts each key once (``dedupe``) also reads what picks the latest record."""
     if contract.gold.kind == "snapshot":
-        return [*contract.column_names, "_source_key", "_line_number"]
+        return [*contract.column_names, *LINEAGE]
     names = list(contract.gold.group_by) + [m.column for m in contract.gold.metrics if m.column]
+    if dedupe:
+        names += [*contract.primary_key, *contract.gold.order_by, *LINEAGE]
     return list(dict.fromkeys(names))
 
 
