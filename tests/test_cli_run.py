@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,13 @@ from m7etl.cli import cli
 from m7etl.devtools.sample import write_demo_set
 
 DAY = "20250501"
+
+
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path, monkeypatch):
+    """A run cleans killed runs' leftovers in the temp folder: here the test's, not /tmp."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 @pytest.fixture

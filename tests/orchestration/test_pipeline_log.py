@@ -45,7 +45,7 @@ def test_a_later_run_keeps_what_earlier_runs_recorded():
     assert merged["gold"] == [{"dataset": "Device", "date": "20250501", "rows_out": 98},
                               {"dataset": "EPG", "date": "20250501", "rows_out": 59}]
     assert merged["totals"] == {"rows_read": 180, "rows_valid": 177, "rows_rejected": 3,
-                                "rows_warned": 0, "files": 3, "files_ok": 3,
+                                "rows_warned": 0, "lines_blank": 0, "files": 3, "files_ok": 3,
                                 "files_failed_threshold": 0, "files_quarantined": 0,
                                 "files_warning": 0}
     assert merged["status"] == "ok"

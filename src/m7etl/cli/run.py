@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from m7etl.cli.options import EXIT_FAILED, EXIT_INTERRUPTED
 from m7etl.cli.render import run_summary
 from m7etl.core.contracts import load_registry
+from m7etl.core.ingest import SKIPPED
 from m7etl.core.raw_to_silver import Thresholds
 from m7etl.exceptions import UsageError
-from m7etl.local.runner import new_run_id, run_pipeline
+from m7etl.local.runner import new_run_id, run_local
 from m7etl.storage import LocalStorage
 
 DEFAULT_DATA_DIR = Path(".work") / "data"
@@ -31,7 +37,7 @@ DEFAULT_WAREHOUSE_DIR = Path(".work") / "warehouse"
 @click.option("--contracts", type=click.Path(file_okay=False, path_type=Path),
               help="A folder of contract YAML files (default: the built-in contracts).")
 @click.option("--strict", is_flag=True,
-              help="Exit with code 2 if any file fails or is quarantined, or a load fails.")
+              help="Exit with code 2 if any file fails, is quarantined or is skipped, or a load fails.")
 @click.option("--no-load", is_flag=True, help="Stop after gold (skip the warehouse load).")
 @click.option("--warehouse-dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_WAREHOUSE_DIR, show_default=True,
@@ -68,21 +74,45 @@ def command(local: bool, data_dir: Path, day: str | None, error_threshold: float
         bar.update(1)
 
     run_id = new_run_id()  # one id for the execution log and the warehouse's LOAD_AUDIT
-    after_day = None
+    warehouse = None
     if not no_load:
         from m7etl.local.warehouse import LocalWarehouse  # fakesnow: imported only when loading
 
-        after_day = LocalWarehouse(data_dir, warehouse_dir, registry, run_id=run_id)
+        warehouse = LocalWarehouse(data_dir, warehouse_dir, registry, run_id=run_id)
 
     try:
-        result = run_pipeline(storage, registry, day=day,
-                              thresholds=Thresholds(error_threshold, warning_threshold),
-                              on_plan=on_plan, on_file=on_file, after_day=after_day, run_id=run_id)
+        with sigterm_as_interrupt():
+            result = run_local(storage, registry, warehouse=warehouse, day=day,
+                               thresholds=Thresholds(error_threshold, warning_threshold),
+                               on_plan=on_plan, on_file=on_file, run_id=run_id)
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: what the run finished is kept (each finished day has its "
+                   "execution log). Run the same command again: it finishes every day left "
+                   "half-done.", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     for line in run_summary(result):
         click.echo(line)
     if strict and (any(f.status != "ok" for d in result.days for f in d.files)
+                   or any(i.status == SKIPPED for i in result.ingested)
                    or any(x["status"] == "failed" for d in result.days for x in d.load or [])):
-        raise SystemExit(2)
+        raise SystemExit(EXIT_FAILED)
+
+
+def _terminated(_signum, _frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM takes Ctrl-C's path: every cleanup on the way out runs
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a service manager's stop) acts as Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

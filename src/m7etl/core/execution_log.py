@@ -3,7 +3,9 @@
 Built from plain dicts (the per-file and per-gold results), so the local runner, the DAG
 and the Lambdas' JSON summaries all feed the same function. The DAG runs many times a day
 (each S3 upload asks for a run), so it merges its log into the day's earlier one
-(:func:`merge_execution_log`) instead of replacing it; the local runner rewrites it.
+(:func:`merge_execution_log`) instead of replacing it, and so does the local runner. A
+day's log is complete when it names every raw file of the day (:func:`unlogged_files`):
+a run killed in the middle of a day leaves it incomplete, and the next run finishes it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def utc_now() -> str:
 
 
 def totals(files: list[dict]) -> dict:
-    keys = ("rows_read", "rows_valid", "rows_rejected", "rows_warned")
+    keys = ("rows_read", "rows_valid", "rows_rejected", "rows_warned", "lines_blank")
     out = {k: sum(f.get(k, 0) for f in files) for k in keys}
     out["files"] = len(files)
     for status in ("ok", "failed_threshold", "quarantined"):
@@ -74,7 +76,9 @@ def merge_execution_log(previous: dict | None, new: dict) -> dict:
     What an earlier run recorded stays: a file keeps its entry unless this run processed
     the same ``source_key`` again (then the new one replaces it); gold and load entries are
     per dataset, the latest winning; ``ingested`` keeps every earlier entry and adds this
-    run's. ``run_id``, times and ``parameters`` are this run's; ``runs`` lists every run
+    run's (an entry carries the ``run_id`` that moved the file, so the same file landed
+    again by a later run is a second entry, while a retried merge of one run adds nothing).
+    ``run_id``, times and ``parameters`` are this run's; ``runs`` lists every run
     that wrote the day's log, oldest first; ``status`` and ``totals`` are recomputed over
     the merged files. A ``previous`` of another day, or none, leaves ``new`` as it is
     (with ``runs``). ValueError if ``previous`` is not an execution log.
@@ -105,6 +109,23 @@ def merge_execution_log(previous: dict | None, new: dict) -> dict:
         ingested=ingested, load=load)
     merged["runs"] = [r for r in earlier_runs if r.get("run_id") != new["run_id"]] + runs
     return merged
+
+
+def unlogged_files(log: dict | None, raw_keys: list[str]) -> list[str]:
+    """The day's raw files that ``log`` (the day's log, or None) has no entry for."""
+    logged = {f.get("source_key") for f in (log or {}).get("files", []) if isinstance(f, dict)}
+    return [k for k in raw_keys if k not in logged]
+
+
+def read_execution_log(storage: Storage, day: str) -> dict | None:
+    """The day's log, None if there is none; ValueError if the object is not a log."""
+    key = layout.log_key(day)
+    if not storage.exists(key):
+        return None
+    log = json.loads(storage.read_bytes(key))  # JSONDecodeError is a ValueError
+    if not isinstance(log, dict) or log.get("day") != day or not isinstance(log.get("files", []), list):
+        raise ValueError(f"not the execution log of {day}")
+    return log
 
 
 def write_execution_log(storage: Storage, log: dict) -> str:

@@ -19,6 +19,9 @@ INGESTED = "raw"
 QUARANTINED = "quarantined"
 IGNORED = "ignored"
 ALREADY = "already_ingested"
+SKIPPED = "skipped"  # an entry that cannot be taken (a link, a FIFO, unreadable...): left as it is
+LEFT = "left"  # a file of another day than the one asked for: left in landing/ for a later run
+MOVED = (INGESTED, QUARANTINED, ALREADY)  # the statuses that filed the file under a day
 
 
 @dataclass
@@ -32,6 +35,15 @@ class IngestResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def landing_day(key: str, registry: Registry, arrival_day: str) -> str:
+    """The day :func:`ingest` would file ``key`` under (the contract's, the name's, else arrival)."""
+    name = layout.base_name(key)
+    found = registry.identify(name)
+    if found is not None:
+        return found[1]
+    return layout.day_in_name(name) or arrival_day
 
 
 def ingest(storage: Storage, key: str, registry: Registry, arrival_day: str) -> IngestResult:

@@ -6,6 +6,10 @@ COPY statement: only the stage's URL differs (``file:///<data dir>/gold/`` inste
 ``s3://<bucket>/gold/``), because DuckDB cannot fetch its S3 extension here.
 
 Not imported by the Glue job (it needs fakesnow), so not held to Python 3.9.
+
+A run reserves the warehouse before any work (:meth:`LocalWarehouse.reserve`): another
+m7etl run holding it, or another program holding its database file, is found at the start,
+not after the day's work when the load opens the file.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from m7etl.core import layout
 from m7etl.core.contracts import Registry
 from m7etl.exceptions import UsageError
+from m7etl.local.lock import FolderLock
 from m7etl.local.runner import DayResult, new_run_id
 from m7etl.storage import LocalStorage
 from m7etl.warehouse import sql
@@ -29,6 +34,8 @@ DEFAULT_WAREHOUSE_DIR = Path(".work") / "warehouse"
 LOCAL_STAGE = "M7_GOLD_STAGE"
 LOCAL_DATABASE = "M7_ETL"
 LOCAL_SCHEMA = "GOLD"
+WAREHOUSE_LOCK = ".m7etl-warehouse.lock"
+BUSY_HINT = "Wait for the other run to end, or pass another --warehouse-dir (or --no-load)."
 
 
 def stage_url(data_dir: str | Path) -> str:
@@ -87,6 +94,44 @@ class LocalWarehouse:
         self.stage = stage  # None: the write_pandas fallback
         self.run_id = run_id or new_run_id()
 
+    @contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Hold the warehouse for a whole run: UsageError at once if another run holds it
+        (its pid, start and host named) or another program has its database file open."""
+        try:
+            self.warehouse_dir.mkdir(parents=True, exist_ok=True)
+            lock = FolderLock(self.warehouse_dir / WAREHOUSE_LOCK)
+            holder = lock.try_acquire()
+        except OSError as exc:
+            raise UsageError(f"Cannot use the local warehouse {self.warehouse_dir}: {exc.strerror}.",
+                             hint="Pass a writable --warehouse-dir (or --no-load).") from None
+        if holder is not None:
+            raise UsageError(f"The local warehouse {self.warehouse_dir} is in use by another run "
+                             f"({holder.describe()}).", hint=BUSY_HINT)
+        try:
+            self._check_database_free()
+            yield
+        finally:
+            lock.release()
+
+    def _check_database_free(self) -> None:
+        """Open and close the database file: DuckDB refuses it while another process has it."""
+        path = self.warehouse_dir / f"{self.database}.db"
+        if not path.exists():
+            return
+        import duckdb
+
+        try:
+            duckdb.connect(str(path)).close()
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise
+            held = text.split("Conflicting lock is held in ", 1)[-1].split(". See", 1)[0]
+            who = f" ({held})" if held != text else ""
+            raise UsageError(f"The local warehouse {path} is open in another program{who}.",
+                             hint=BUSY_HINT) from None
+
     def load(self, day: str) -> LoadReport:
         started = time.perf_counter()
         try:
@@ -102,8 +147,7 @@ class LocalWarehouse:
                 raise
             raise UsageError(
                 f"The local warehouse {self.warehouse_dir} is in use by another process.",
-                hint="Wait for the other run to end, or pass another --warehouse-dir "
-                     "(or --no-load).") from None
+                hint=BUSY_HINT) from None
         return LoadReport(day, results, counts, time.perf_counter() - started,
                           self.warehouse_dir, self.stage)
 

@@ -30,12 +30,30 @@ def text_table(headers: list[str], rows: list[list[object]], right: set[int] | N
 
 def run_summary(result) -> Iterator[str]:
     """The summary ``m7etl run --local`` prints: per day, files, gold, load, log key."""
+    if result.cleaned:
+        size = sum(c.size for c in result.cleaned) / 1e6
+        yield f"\nRemoved {len(result.cleaned)} leftover(s) of interrupted runs ({size:.1f} MB):"
+        yield from (f"  {c.path}" for c in result.cleaned)
     moved = [i for i in result.ingested if i.status in ("raw", "quarantined")]
     if moved:
         yield f"\nIngested {len(moved)} file(s) from landing/."
-    for skipped in (i for i in result.ingested if i.status == "ignored"):
-        yield f"Left in landing/: {skipped.source_key} ({skipped.reason})"
+    for ignored in (i for i in result.ingested if i.status == "ignored"):
+        yield f"Left in landing/: {ignored.source_key} ({ignored.reason})"
+    other_days: dict[str, list[str]] = {}
+    for left in (i for i in result.ingested if i.status == "left"):
+        other_days.setdefault(left.date, []).append(left.source_key.rsplit("/", 1)[-1])
+    for day, names in sorted(other_days.items()):
+        yield (f"Left in landing/ for a run without --date: {len(names)} file(s) of {day}: "
+               f"{', '.join(names)}")
+    for skipped in (i for i in result.ingested if i.status == "skipped"):
+        yield f"Skipped in landing/: {skipped.source_key}: {skipped.reason}"
+    if result.waiting:
+        yield (f"\nNot processed by this --date run: {', '.join(result.waiting)} (raw files "
+               "without a complete execution log); a run without --date finishes them.")
     for day in result.days:
+        if day.log_aside:
+            yield (f"\nDay {day.day}: the earlier {day.log_key} was not an execution log; "
+                   f"kept as {day.log_aside}.")
         if not day.files:
             yield (f"\nDay {day.day}: no file under {raw_prefix(day.day)} and none for that day in "
                    "landing/: nothing to process. Put the day's CSV files in landing/, or pick "
