@@ -141,9 +141,9 @@ def test_the_glue_job_is_in_moto_glue_with_its_arguments(deployed):
         "--additional-python-modules": "snowflake-connector-python==3.12.4,PyYAML==6.0.2",
         "library-set": "analytics",
         "--extra-py-files": f"s3://{env.code}/glue/m7etl_glue.zip",
-        "--enable-continuous-cloudwatch-log": "true",
-        "--continuous-log-logGroup": f"/aws-glue/python-jobs/m7-etl-gold-to-snowflake-{env.name}",
-    }  # no --snowflake_account nor --snowflake_stage: their parameters are empty (NoValue)
+        "--snowflake_stage": "M7_GOLD_STAGE",
+    }  # no --snowflake_account: its parameter is empty (NoValue); no continuous-log argument
+    # (Spark jobs only: a python-shell job writes to /aws-glue/python-jobs/{output,error})
     assert job["Command"] == {"Name": "pythonshell", "PythonVersion": "3.9",
                               "ScriptLocation": f"s3://{env.code}/glue/gold_to_snowflake.py"}
     assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/{env.physical('GlueJobRole')}"

@@ -67,6 +67,7 @@ mwaa_web = "http://127.0.0.1:{mwaa}"
 
 [local.snowflake]
 account = "local"
+stage = ""
 """, encoding="utf-8")
     return path
 

@@ -50,7 +50,7 @@ from m7etl.deploy.changeset import (
     read_template,
     wait_change_set,
 )
-from m7etl.deploy.config import PASSWORD_ENV
+from m7etl.deploy.config import PASSWORD_ENV, check_password
 from m7etl.deploy.doctor import default_template, failed, run_checks
 from m7etl.deploy.events import EventStream, watch
 from m7etl.deploy.notifications import configure_notifications
@@ -75,7 +75,7 @@ from m7etl.deploy.stack import (
 )
 from m7etl.deploy.upload import upload_environment
 from m7etl.deploy.variables import set_variables
-from m7etl.exceptions import DeployError
+from m7etl.exceptions import ConfigurationError, DeployError
 
 
 @dataclass(frozen=True)
@@ -106,19 +106,26 @@ class StackRun:
 
 
 def read_password(ctx: Context, stack_name: str, needed: bool) -> str | None:
-    """``$M7_SNOWFLAKE_PASSWORD``, else (when the stack has none yet) a hidden prompt."""
+    """``$M7_SNOWFLAKE_PASSWORD``, else (when the stack has none yet) a hidden prompt; either
+    checked by :func:`check_password` (a refused answer is asked again)."""
+    env = ctx.config.name
     value = os.environ.get(PASSWORD_ENV) or None
     if value is not None or not needed:
-        return value
-    try:
-        return click.prompt(f"Snowflake password for stack {stack_name} (kept only in the "
-                            f"secret m7-etl/snowflake-{ctx.config.name})", hide_input=True,
-                            confirmation_prompt=True, err=ctx.json)
-    except click.exceptions.Abort:
-        raise DeployError(f"Stack {stack_name} needs {PASSWORD_PARAMETER} and none was given.",
-                          hint=f"Set ${PASSWORD_ENV} (from your secret store) or run deploy in a "
-                               "terminal to be prompted; it is never read from a flag or "
-                               "m7etl.toml.") from None
+        return value if value is None else check_password(value, f"${PASSWORD_ENV}", env)
+    while True:  # click's own value_proc would hide why (hide_input): say it, ask again
+        try:
+            answer = click.prompt(f"Snowflake password for stack {stack_name} (kept only in "
+                                  f"the secret m7-etl/snowflake-{env})", hide_input=True,
+                                  confirmation_prompt=True, err=ctx.json)
+        except click.exceptions.Abort:
+            raise DeployError(f"Stack {stack_name} needs {PASSWORD_PARAMETER} and none was "
+                              "given.", hint=f"Set ${PASSWORD_ENV} (from your secret store) or "
+                              "run deploy in a terminal to be prompted; it is never read from a "
+                              "flag or m7etl.toml.") from None
+        try:
+            return check_password(answer, "the prompt", env)
+        except ConfigurationError as exc:
+            click.echo(f"Error: {exc}", err=True)
 
 
 def _template(ctx: Context, options: StackOptions) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -335,6 +342,7 @@ def command(ctx: Context, template_path: Path | None, yes: bool, dry_run: bool, 
     started = time.monotonic()
     out = render.console(ctx.json)
     document: dict[str, Any] = {"environment": ctx.config.name}
+    read_password(ctx, ctx.config.stack_name, needed=False)  # $M7_SNOWFLAKE_PASSWORD, before AWS
     if not skip_preflight:
         checks = run_checks(ctx.config, ctx.clients,
                             template_path=template_path or default_template())

@@ -31,6 +31,10 @@ DEFAULT_STACK = "m7-etl-pipeline-mwaa"
 DEFAULT_DAG = "m7_etl_pipeline"
 DEFAULT_REGION = "eu-west-1"
 PASSWORD_ENV = "M7_SNOWFLAKE_PASSWORD"
+# The passwords the stack can keep: its secret is JSON made by Fn::Sub, which cannot escape
+# a double quote, a backslash or a control character. The same text is the template's
+# SnowflakePassword AllowedPattern (a test compares them; Java and Python read it alike).
+PASSWORD_PATTERN = r'^[^"\\\x00-\x1F\x7F-\x9F]+$'
 SECRET_KEYS = {"password", "snowflakepassword", "snowflake_password", "secret", "token"}
 # Snowflake settings -> the stack's parameters.
 SNOWFLAKE_PARAMETERS = {"account": "SnowflakeAccount", "user": "SnowflakeUser",
@@ -41,7 +45,8 @@ SNOWFLAKE_PARAMETERS = {"account": "SnowflakeAccount", "user": "SnowflakeUser",
 
 @dataclass(frozen=True)
 class SnowflakeTarget:
-    """Where the Glue job loads (everything but the password)."""
+    """Where the Glue job loads (everything but the password). ``stage``: the external stage
+    over gold/ (COPY INTO, the production path); empty = write_pandas (fakesnow, [local])."""
 
     account: str = ""
     user: str = "M7_ETL_LOADER"
@@ -49,7 +54,7 @@ class SnowflakeTarget:
     warehouse: str = "M7_ETL_WH"
     database: str = "M7_ETL"
     schema: str = "GOLD"
-    stage: str = ""
+    stage: str = "M7_GOLD_STAGE"
 
     def parameters(self) -> dict[str, str]:
         return {SNOWFLAKE_PARAMETERS[f.name]: getattr(self, f.name) for f in fields(self)}
@@ -85,6 +90,35 @@ class EnvConfig:
         params.update(self.snowflake.parameters())
         params.update(self.parameters)
         return params
+
+
+def check_password(value: str, source: str, env: str) -> str:
+    """``value`` when the stack can store it, else why not, naming ``source`` (never the value).
+
+    Called before any AWS call: CloudFormation would refuse the value only at the change set,
+    after the preflight and the upload, and a pattern alone cannot say which character."""
+    text_ok = True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the environment (surrogateescape)
+        text_ok = False
+    if text_ok and re.fullmatch(PASSWORD_PATTERN, value):
+        return value
+    if not value:
+        raise ConfigurationError(f"The Snowflake password from {source} is empty.",
+                                 hint=f"Set ${PASSWORD_ENV} or answer the prompt with it.")
+    found = [what for what, bad in (
+        ('a double quote (")', '"' in value),
+        ("a backslash (\\)", "\\" in value),
+        ("a control character (a line break, a tab...)",
+         any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)),
+        ("bytes that are not UTF-8 text", not text_ok)) if bad]
+    raise ConfigurationError(
+        f"The Snowflake password from {source} holds {' and '.join(found)}: the stack keeps it "
+        f"as JSON in the secret m7-etl/snowflake-{env}, and CloudFormation cannot escape that.",
+        hint="Use a password without double quotes, backslashes or control characters (set it "
+             "in Snowflake too: ALTER USER ... SET PASSWORD), then deploy again; nothing was "
+             "sent to AWS.")
 
 
 def defaults(env: str) -> dict[str, Any]:
