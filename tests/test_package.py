@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import uuid
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -473,7 +474,14 @@ def test_deployed_handlers_run_alone_in_the_runtimes_python(runtime, lambda_fs, 
     assert keys("gold/") == [gold["gold_key"]] == ["gold/Device_20250501.parquet"]
     assert sorted(r["device_id"] for r in _parquet_rows(s3, bucket, gold["gold_key"])) == devices
 
-    swept, _ = invoke("maintenance", {"dry_run": False, "now": "2099-01-01"})
+    # A real run deletes by the real clock ("now" is taken in dry runs only): the objects are
+    # aged in the in-process moto server's backend (S3 has no call that sets LastModified).
+    from moto.s3.models import s3_backends
+
+    partition, account = s3_backends.bucket_accounts[bucket]
+    for obj in s3_backends[account][partition].buckets[bucket].keys.values():
+        obj.last_modified -= timedelta(days=31)
+    swept, _ = invoke("maintenance", {"dry_run": False})
     assert (swept["dry_run"], swept["deleted"], swept["keys"]) == (False, 1, [raw_key])
     assert keys("raw/") == [] and keys("logs/") == [swept["report_key"]]
     assert len(keys("silver/")) == 2 and len(keys("gold/")) == 1  # not configured: kept

@@ -1,4 +1,9 @@
-"""The maintenance handler against a moto S3 (objects are "now"; the event moves time on)."""
+"""The maintenance handler against a moto S3 server.
+
+moto stamps each object with the time of its PUT and S3 has no call to change
+LastModified, so the real-run test ages the objects in moto's own backend (the server runs
+in this process). Dry runs move the clock with ``now`` instead, the only place it is taken.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import maintenance
 import pytest
-from lambda_testkit import emf_records, keys, load_event, put
+from lambda_testkit import BUCKET, emf_records, keys, load_event, put
 
 from m7etl.orchestration.payloads import EventError
 
@@ -40,14 +45,24 @@ def test_dry_run_lists_what_would_go(bucket, context):
     assert out["report_key"] == f"logs/maintenance_{when:%Y%m%d}.dry_run.json"
 
 
+def age(days: int) -> None:
+    """Move every object of the data bucket ``days`` into the past, in moto's backend."""
+    from moto.s3.models import s3_backends
+
+    partition, account = s3_backends.bucket_accounts[BUCKET]
+    for key in s3_backends[account][partition].buckets[BUCKET].keys.values():
+        key.last_modified -= timedelta(days=days)
+
+
 def test_real_run_deletes_per_policy_and_reports(bucket, context, capsys):
-    when = later(200)
-    out = maintenance.handler({"now": when.isoformat()}, context)
-    # 200 days on: every configured prefix except logs (365 days) and gold (0 = keep)
+    age(200)
+    out = maintenance.handler({}, context)
+    # 200 days old: every configured prefix except logs (365 days) and gold (0 = keep)
     assert out["deleted"] == 5 and out["bytes_freed"] == 50
+    today = datetime.now(UTC)
     assert keys(bucket) == sorted(["logs/pipeline_execution_20250501.json",
                                    "gold/Device_20250501.parquet", "exports/keep.csv",
-                                   f"logs/maintenance_{when:%Y%m%d}.json"])
+                                   f"logs/maintenance_{today:%Y%m%d}.json"])
     assert out["per_category"]["raw"] == {"scanned": 1, "scanned_bytes": 10, "deleted": 1,
                                           "deleted_bytes": 10}
     (emf,) = emf_records(capsys.readouterr().out)
@@ -57,6 +72,20 @@ def test_real_run_deletes_per_policy_and_reports(bucket, context, capsys):
 def test_scheduled_event_runs_for_real_now(bucket, context):
     out = maintenance.handler(load_event("maintenance_scheduled.json"), context)
     assert out["dry_run"] is False and out["deleted"] == 0  # everything is fresh
+    age(100)
+    out = maintenance.handler(load_event("maintenance_scheduled.json"), context)
+    assert out["deleted"] == 5  # the schedule deletes by the real clock
+
+
+@pytest.mark.parametrize("event", [{"now": "2030-01-01"},
+                                   {"now": "2030-01-01", "dry_run": False}])
+def test_now_without_dry_run_is_refused_and_deletes_nothing(bucket, context, event):
+    # The old handler took it: any invoker could delete raw/ and silver/ years early.
+    with pytest.raises(EventError) as info:
+        maintenance.handler(event, context)
+    assert info.value.field == "now"
+    assert 'accepted only with "dry_run": true' in info.value.message
+    assert keys(bucket) == sorted(OBJECTS)
 
 
 def test_recorded_payload(bucket, context):

@@ -1,4 +1,10 @@
-"""The Glue job: arguments, configuration, and whole runs (moto S3 + Secrets Manager, fakesnow)."""
+"""The Glue job: arguments, configuration, and whole runs (moto S3 + Secrets Manager, fakesnow).
+
+Not checked by the stand-ins: fakesnow ignores the login (account, user, role, password
+are never verified), has no roles or grants, ignores Parquet logical types and never
+reads an ``s3://`` stage or a storage integration; moto does not enforce the job role's IAM
+policy or the secret's KMS key.
+"""
 
 from __future__ import annotations
 

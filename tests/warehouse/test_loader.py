@@ -1,4 +1,17 @@
-"""load_day against fakesnow: the COPY path (file:// stage) and the write_pandas fallback."""
+"""load_day against fakesnow: the COPY path (file:// stage) and the write_pandas fallback.
+
+What fakesnow (DuckDB underneath) does not check, so these tests cannot either:
+
+- roles and grants: every statement runs as if the role owned everything (USAGE on the
+  stage, INSERT/DELETE on the tables, CREATE TABLE on the schema are never refused);
+- Parquet logical types: DuckDB always reads timestamp[us] as a timestamp, and fakesnow
+  ignores ``USE_LOGICAL_TYPE``; Snowflake does not without it ("timestamps stay timestamps"
+  below passes either way; test_sql.py checks the COPY text instead);
+- stage URLs and storage integrations: the stage is a ``file://`` folder, never an
+  ``s3://`` URL behind a STORAGE_INTEGRATION (its IAM role and external id are untested);
+- Snowflake's transaction rule that DDL commits an open transaction (DuckDB's DDL is
+  transactional), which is why the loader stages before it opens one.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""`m7etl run --local` with its load step: fakesnow on disk, the COPY from a file:// stage."""
+"""`m7etl run --local` with its load step: fakesnow on disk, the COPY from a file:// stage.
+
+fakesnow does not check roles, grants, Parquet logical types (DuckDB always honours them),
+``s3://`` stage URLs or storage integrations; the local run exercises none of them.
+"""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def test_the_glue_modules_are_the_expected_ones():
         "m7etl", "m7etl.core", "m7etl.core.contracts", "m7etl.core.contracts.loading",
         "m7etl.core.contracts.model", "m7etl.core.contracts.registry", "m7etl.core.layout",
         "m7etl.exceptions", "m7etl.storage", "m7etl.storage.aws", "m7etl.storage.base",
-        "m7etl.storage.local", "m7etl.storage.s3", "m7etl.warehouse", "m7etl.warehouse.connect",
+        "m7etl.storage.errors", "m7etl.storage.local", "m7etl.storage.s3", "m7etl.warehouse",
+        "m7etl.warehouse.connect",
         "m7etl.warehouse.job", "m7etl.warehouse.loader", "m7etl.warehouse.secrets",
         "m7etl.warehouse.sql",
     ]

@@ -1,4 +1,10 @@
-"""The SQL text of the load, as strings; the gold columns stay in step with aggregate.py."""
+"""The SQL text of the load, as strings; the gold columns stay in step with aggregate.py.
+
+Text is the only check for what fakesnow accepts but does not act on: the COPY's and the
+stage's ``USE_LOGICAL_TYPE=TRUE`` (DuckDB honours Parquet logical types anyway), the stage's
+``s3://`` URL and STORAGE_INTEGRATION (fakesnow never reaches S3 nor checks an integration),
+and the grants the statements need (fakesnow has no roles).
+"""
 
 from __future__ import annotations
 
@@ -120,9 +126,14 @@ def test_audit_table():
 
 
 def test_copy_statement_is_the_production_one():
+    # Checked as text because no stand-in can see it: Snowflake ignores Parquet logical types
+    # unless USE_LOGICAL_TYPE=TRUE (a timestamp[us] column is then its raw INT64), while
+    # DuckDB under fakesnow always honours them and ignores the option, so the loader tests'
+    # "timestamps stay timestamps" passes with or without it.
     assert sql.copy_sql("DEVICE", "M7_GOLD_STAGE", "Device_20250501.parquet") == (
         "COPY INTO DEVICE FROM @M7_GOLD_STAGE FILES=('Device_20250501.parquet') "
-        "FILE_FORMAT=(TYPE=PARQUET) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE")
+        "FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) "
+        "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE")
     assert sql.copy_sql("DEVICE", "M7_ETL.GOLD.M7_GOLD_STAGE", "x.parquet").startswith(
         "COPY INTO DEVICE FROM @M7_ETL.GOLD.M7_GOLD_STAGE ")
 
@@ -162,13 +173,42 @@ def test_quote_literal_escapes_backslash_and_quote():
 
 
 def test_stage_statements():
+    # The stage's own format carries USE_LOGICAL_TYPE too (for anyone querying @stage);
+    # fakesnow accepts and ignores it, and never checks the URL or the integration.
     assert sql.create_stage_sql("M7_GOLD_STAGE", "file:///tmp/data/gold/") == (
         "CREATE OR REPLACE STAGE M7_GOLD_STAGE URL='file:///tmp/data/gold/' "
-        "FILE_FORMAT=(TYPE=PARQUET)")
+        "FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE)")
     assert sql.create_stage_sql("M7_GOLD_STAGE", "s3://m7-etl-data-solocco-test/gold/",
                                 storage_integration="M7_S3_INT") == (
         "CREATE OR REPLACE STAGE M7_GOLD_STAGE URL='s3://m7-etl-data-solocco-test/gold/' "
-        "STORAGE_INTEGRATION = M7_S3_INT FILE_FORMAT=(TYPE=PARQUET)")
+        "STORAGE_INTEGRATION = M7_S3_INT FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE)")
+
+
+def test_table_columns_is_one_query_for_every_table():
+    assert sql.table_columns_sql(["LOAD_AUDIT", "Device", "EPG"]) == (
+        "SELECT table_name, column_name, data_type, numeric_scale "
+        "FROM information_schema.columns WHERE table_schema = CURRENT_SCHEMA() "
+        "AND table_name IN ('LOAD_AUDIT', 'DEVICE', 'EPG') ORDER BY table_name, ordinal_position")
+
+
+@pytest.mark.parametrize(("expected", "data_type", "scale", "matches"), [
+    ("VARCHAR", "TEXT", None, True), ("NUMBER(38,0)", "NUMBER", 0, True),
+    ("NUMBER(38,0)", "NUMBER", 2, False), ("NUMBER(38,0)", "FLOAT", None, False),
+    ("FLOAT", "FLOAT", None, True), ("TIMESTAMP_NTZ", "TIMESTAMP_LTZ", None, False),
+    ("TIMESTAMP_NTZ", "timestamp_ntz", None, True), ("DATE", "TEXT", None, False),
+    ("BOOLEAN", "BOOLEAN", None, True),
+])
+def test_information_schema_types(expected, data_type, scale, matches):
+    # The DATA_TYPE names are Snowflake's (TEXT for VARCHAR, NUMBER with a scale).
+    assert sql.type_matches(expected, data_type, scale) is matches
+
+
+def test_fix_statements():
+    column = sql.GoldColumn("seen_at", "TIMESTAMP_NTZ", nullable=False)
+    assert sql.add_column_sql("BOX", column) == "ALTER TABLE BOX ADD COLUMN seen_at TIMESTAMP_NTZ"
+    assert sql.retype_column_sql("BOX", column) == (
+        "ALTER TABLE BOX RENAME COLUMN seen_at TO seen_at_old; "
+        "ALTER TABLE BOX ADD COLUMN seen_at TIMESTAMP_NTZ")
 
 
 @pytest.mark.parametrize("name", ["", "1STAGE", "a b", "x; DROP TABLE y", "a.b.c.d", "@s"])

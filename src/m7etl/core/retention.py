@@ -1,8 +1,10 @@
 """The retention policy: which objects of the data bucket are old enough to delete.
 
-Planning is pure (listed objects + policy + now -> the keys to delete, with counts and
-bytes per category); executing is a thin loop over :meth:`Storage.delete`, which batches
-1000 keys per S3 ``DeleteObjects``. Categories, by key::
+Planning is pure (objects + policy + now -> the expired ones, with counts and bytes per
+category) and streams: the prefixes are walked page by page (:meth:`Storage.walk`) and the
+expired keys deleted in batches of 1000 (S3 ``DeleteObjects``' limit) as they come, so the
+256 MB function never holds a whole listing. The report's full key list is spooled to a
+temporary file and uploaded; the result keeps only the first keys. Categories, by key::
 
     landing     landing/...                      files never ingested (leftovers)
     raw         raw/YYYYMMDD/...                 the replay source
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -37,6 +40,8 @@ PREFIXES = {"landing": layout.LANDING, "raw": layout.RAW, "silver": layout.SILVE
 ENV_PREFIX = "M7_RETENTION_DAYS_"
 DAY_S = 86400
 REPORT_PREFIX = f"{layout.LOGS}maintenance_"
+DELETE_BATCH = 1000  # keys per S3 DeleteObjects call (its maximum)
+KEYS_KEPT = 1000  # keys kept in the result; the report lists them all
 
 
 def category(key: str) -> str:
@@ -113,27 +118,29 @@ class RetentionPlan:
         return sum(o.size for o in self.to_delete)
 
 
-def plan_retention(objects: Iterable[ObjectInfo], policy: RetentionPolicy,
-                   now: float) -> RetentionPlan:
-    """The objects older than their category's days (pure: no storage call)."""
-    plan = RetentionPlan(now, {c: policy.keep_days(c) for c in CATEGORIES})
-    seen: set[str] = set()
+def expired(objects: Iterable[ObjectInfo], policy: RetentionPolicy, now: float,
+            totals: dict[str, CategoryTotals]) -> Iterator[ObjectInfo]:
+    """The objects older than their category's days, as they come; ``totals`` counts what
+    was scanned and what expired per category (pure: no storage call)."""
     for obj in objects:
-        if obj.key in seen:  # silver/ is listed once for silver and rejects
-            continue
-        seen.add(obj.key)
         name = category(obj.key)
         days = policy.keep_days(name) if name != "other" else 0
         if days <= 0:
             continue
-        totals = plan.totals.setdefault(name, CategoryTotals())
-        totals.scanned += 1
-        totals.scanned_bytes += obj.size
+        counts = totals.setdefault(name, CategoryTotals())
+        counts.scanned += 1
+        counts.scanned_bytes += obj.size
         if (now - obj.last_modified) >= days * DAY_S:
-            plan.to_delete.append(obj)
-            totals.deleted += 1
-            totals.deleted_bytes += obj.size
-    plan.to_delete.sort(key=lambda o: o.key)
+            counts.deleted += 1
+            counts.deleted_bytes += obj.size
+            yield obj
+
+
+def plan_retention(objects: Iterable[ObjectInfo], policy: RetentionPolicy,
+                   now: float) -> RetentionPlan:
+    """The whole plan at once, sorted by key (for small listings and tests)."""
+    plan = RetentionPlan(now, {c: policy.keep_days(c) for c in CATEGORIES})
+    plan.to_delete = sorted(expired(objects, policy, now, plan.totals), key=lambda o: o.key)
     return plan
 
 
@@ -142,48 +149,91 @@ class RetentionResult:
     dry_run: bool
     now: str
     policy: dict[str, int]
-    deleted: int
-    bytes_freed: int
-    per_category: dict[str, dict]
-    keys: list[str]
+    deleted: int = 0
+    bytes_freed: int = 0
+    per_category: dict[str, dict] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # the first KEYS_KEPT expired keys
+    keys_total: int = 0  # all expired keys (listed in the report)
     report_key: str | None = None
     report_error: str | None = None  # the deletions stand even if the report cannot be written
+    error: str | None = None  # the run stopped here (what was deleted before is in the report)
 
     def to_dict(self, max_keys: int | None = None) -> dict:
         data = asdict(self)
-        if max_keys is not None and len(self.keys) > max_keys:
-            data["keys"] = self.keys[:max_keys]
-            data["keys_truncated"] = len(self.keys) - max_keys
+        shown = self.keys if max_keys is None else self.keys[:max_keys]
+        data["keys"] = shown
+        if self.keys_total > len(shown):
+            data["keys_truncated"] = self.keys_total - len(shown)
         return data
 
 
-def list_for(storage: Storage, policy: RetentionPolicy) -> list[ObjectInfo]:
-    """List only the prefixes the policy acts on (gold is never listed when kept)."""
-    prefixes = sorted({PREFIXES[c] for c in policy.active})
-    found: list[ObjectInfo] = []
-    for prefix in prefixes:
-        found.extend(storage.list(prefix))
-    return found
+def walk_for(storage: Storage, policy: RetentionPolicy) -> Iterator[ObjectInfo]:
+    """Walk only the prefixes the policy acts on (gold is never listed when kept); they are
+    distinct and disjoint, so no key comes twice, and in key order."""
+    for prefix in sorted({PREFIXES[c] for c in policy.active}):
+        yield from storage.walk(prefix)
+
+
+def _batches(objects: Iterable[ObjectInfo], size: int) -> Iterator[list[ObjectInfo]]:
+    batch: list[ObjectInfo] = []
+    for obj in objects:
+        batch.append(obj)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def apply_retention(storage: Storage, policy: RetentionPolicy, *, now: datetime | None = None,
-                    dry_run: bool = False, write_report: bool = True) -> RetentionResult:
-    """Delete (or, in a dry run, only list) what the policy says is expired."""
+                    dry_run: bool = False, write_report: bool = True,
+                    keys_kept: int = KEYS_KEPT) -> RetentionResult:
+    """Delete (or, in a dry run, only list) what the policy says is expired, batch by batch.
+
+    ``now`` moves the clock (tests, dry-run previews); callers taking it from an invoker
+    must allow it only in a dry run (the maintenance function does). If a delete fails, the
+    report still says what went before, and the error is raised.
+    """
     now = now or datetime.now(UTC)
-    plan = plan_retention(list_for(storage, policy), policy, now.timestamp())
-    keys = [o.key for o in plan.to_delete]
-    deleted = len(keys) if dry_run else storage.delete(keys)
-    result = RetentionResult(
-        dry_run=dry_run, now=now.isoformat(timespec="seconds"), policy=plan.policy,
-        deleted=deleted, bytes_freed=plan.bytes,
-        per_category={name: asdict(t) for name, t in sorted(plan.totals.items())}, keys=keys)
-    if write_report:
-        suffix = ".dry_run.json" if dry_run else ".json"
-        key = f"{REPORT_PREFIX}{layout.day_of(now)}{suffix}"
+    result = RetentionResult(dry_run=dry_run, now=now.isoformat(timespec="seconds"),
+                             policy={c: policy.keep_days(c) for c in CATEGORIES})
+    totals: dict[str, CategoryTotals] = {}
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:  # the report's key list
         try:
-            storage.write_bytes(key, json.dumps({**result.to_dict(), "report_key": key},
-                                                indent=2).encode())
+            found = expired(walk_for(storage, policy), policy, now.timestamp(), totals)
+            for batch in _batches(found, DELETE_BATCH):
+                keys = [o.key for o in batch]
+                result.deleted += len(keys) if dry_run else storage.delete(keys)
+                result.bytes_freed += sum(o.size for o in batch)
+                result.keys_total += len(keys)
+                result.keys.extend(keys[:max(0, keys_kept - len(result.keys))])
+                spool.writelines(json.dumps(k) + "\n" for k in keys)
+        except StorageError as exc:
+            result.error = str(exc)
+            raise
+        finally:
+            result.per_category = {name: asdict(t) for name, t in sorted(totals.items())}
+            if write_report:
+                _write_report(storage, result, spool, now)
+    return result
+
+
+def _write_report(storage: Storage, result: RetentionResult, spool, now: datetime) -> None:
+    """``logs/maintenance_YYYYMMDD[.dry_run].json``: the summary and every key, streamed from
+    the spool file into a second temporary file, then uploaded (never whole in memory)."""
+    key = f"{REPORT_PREFIX}{layout.day_of(now)}{'.dry_run' if result.dry_run else ''}.json"
+    summary = {k: v for k, v in result.to_dict().items()
+               if k not in ("keys", "keys_truncated", "report_error")}
+    summary["report_key"] = key
+    spool.seek(0)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".json") as out:
+        out.write(json.dumps(summary, indent=2)[:-2] + ',\n  "keys": [')
+        for i, line in enumerate(spool):
+            out.write(("," if i else "") + "\n    " + line.rstrip("\n"))
+        out.write("\n  ]\n}\n")
+        out.flush()
+        try:
+            storage.upload_file(out.name, key)
             result.report_key = key
         except StorageError as exc:
             result.report_error = str(exc)
-    return result

@@ -14,7 +14,17 @@ Two load paths:
   with a ``file://`` stage.
 - ``write_pandas`` (fallback, no stage configured): the file goes through the connector
   into a temporary staging table first (write_pandas runs DDL, which would commit an open
-  transaction), then one transaction swaps the day from the staging table.
+  transaction), in bounded batches (``BATCH_ROWS``, ``BATCH_BYTES``: one write_pandas per
+  batch, so a 1 GB Glue Python shell never holds the whole file as Arrow and pandas), then
+  one transaction swaps the day from the staging table. A failed batch leaves only the
+  temporary table, dropped; the gold table is touched only by the swap.
+
+The gold file is downloaded to a temporary folder and hashed in blocks (its checksum and
+row count go into ``LOAD_AUDIT``), never read into memory whole.
+
+Tables are created only when missing: one ``INFORMATION_SCHEMA.COLUMNS`` query per load
+finds them, and an existing table that lacks a contract column or has one of another type
+fails that dataset before anything is read, naming the columns and the ALTER TABLE to run.
 
 A missing gold file is an error naming the key, unless the dataset had no silver input
 that day (then it is skipped, and the result says so).
@@ -26,8 +36,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
@@ -43,10 +55,20 @@ SKIPPED_NO_INPUT = "skipped_no_input"
 FAILED = "failed"
 PATH_COPY = "copy"
 PATH_WRITE_PANDAS = "write_pandas"
+# One write_pandas call gets at most this many rows, and about this many bytes of decoded
+# (uncompressed Parquet) data. pandas holds text as Python objects, several times that: a
+# 100,000-row Device batch grows the process by about 250 MB (2M rows at once: 1.7 GB).
+BATCH_ROWS = 100_000
+BATCH_BYTES = 32 * 1024 * 1024
+HASH_BLOCK = 1024 * 1024
 
 
 class LoadError(M7Error):
     """A dataset's day could not be loaded (the transaction was rolled back)."""
+
+
+class TableMismatchError(LoadError):
+    """An existing table does not match its contract: names the columns and the fix."""
 
 
 @dataclass
@@ -92,57 +114,111 @@ def _scalar(cursor, statement: str):
     return row[0] if row else None
 
 
-def _rows_in_parquet(data: bytes, key: str) -> int:
+def _gold_file(source, key: str, folder: str) -> tuple[str, str, int]:
+    """Download the gold object to ``folder``: (local path, sha256, rows in its footer)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    path = os.path.join(folder, layout.base_name(key))
+    source.download_file(key, path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(HASH_BLOCK), b""):
+            digest.update(block)
     try:
-        return pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+        rows = pq.ParquetFile(path).metadata.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise LoadError(f"Gold file {key} is not a readable Parquet file ({exc}).",
                         hint="Run silver_to_gold for that day again, then load again.") from None
+    return path, digest.hexdigest(), rows
 
 
 def _utc_now_text() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")  # noqa: UP017 - Python 3.9
 
 
-def ensure_tables(conn, contracts: Iterable[Contract]) -> None:
-    """Create the gold tables and LOAD_AUDIT when missing (DDL: outside any transaction)."""
-    cur = conn.cursor()
-    cur.execute(sql.create_audit_table_sql())
+def table_problem(table: str, expected: Sequence[sql.GoldColumn],
+                  found: Sequence[tuple]) -> TableMismatchError | None:
+    """Compare an existing table's columns (name, data type, scale) with the contract's.
+
+    A missing column or one of another type is an error with the ALTER TABLE statements
+    that fix it; columns the contract does not know are left alone (loaded as NULL).
+    """
+    present = {str(name).lower(): (data_type, scale) for name, data_type, scale in found}
+    missing = [c for c in expected if c.name.lower() not in present]
+    wrong = [(c, present[c.name.lower()][0]) for c in expected
+             if c.name.lower() in present and not sql.type_matches(c.type,
+                                                                   *present[c.name.lower()])]
+    if not missing and not wrong:
+        return None
+    parts = []
+    if missing:
+        parts.append(f"lacks column(s) {', '.join(c.name for c in missing)}")
+    if wrong:
+        parts.append("has " + ", ".join(f"{c.name} as {data_type} (the contract says {c.type})"
+                                        for c, data_type in wrong))
+    fixes = ([sql.add_column_sql(table, c) for c in missing]
+             + [sql.retype_column_sql(table, c) for c, _ in wrong])
+    return TableMismatchError(
+        f"Table {table} {' and '.join(parts)}; nothing loaded. Fix it first: "
+        f"{'; '.join(fixes)}",
+        hint="Then load again, and reload the earlier days to fill the new columns.")
+
+
+def ensure_tables(conn, contracts: Iterable[Contract]) -> dict[str, TableMismatchError]:
+    """Create the missing gold tables and LOAD_AUDIT; check the existing ones.
+
+    One INFORMATION_SCHEMA query finds what exists; DDL runs only for what is missing (it
+    commits, and needs CREATE TABLE on the schema, which a loader's role may lack once the
+    tables exist). Returns the problems of existing tables by table name.
+    """
+    wanted = {sql.AUDIT_TABLE: (sql.audit_columns(), sql.create_audit_table_sql())}
     for contract in contracts:
-        cur.execute(sql.create_gold_table_sql(contract))
-
-
-def missing_columns(conn, contract: Contract) -> list[sql.GoldColumn]:
-    """Contract columns the existing table lacks (a contract that gained a column)."""
+        wanted[sql.table_name(contract.dataset)] = (sql.gold_columns(contract),
+                                                    sql.create_gold_table_sql(contract))
     cur = conn.cursor()
-    cur.execute(sql.table_columns_sql(sql.table_name(contract.dataset)))
-    present = {str(row[0]).lower() for row in cur.fetchall()}
-    if not present:  # information_schema not available: nothing to compare
-        return []
-    return [c for c in sql.gold_columns(contract) if c.name.lower() not in present]
+    cur.execute(sql.table_columns_sql(list(wanted)))
+    found: dict[str, list[tuple]] = {}
+    for table, column, data_type, scale in cur.fetchall():
+        found.setdefault(str(table).upper(), []).append((column, data_type, scale))
+    problems = {}
+    for table, (columns, create) in wanted.items():
+        if table not in found:
+            cur.execute(create)
+            continue
+        problem = table_problem(table, columns, found[table])
+        if problem:
+            problems[table] = problem
+    return problems
 
 
-def _write_pandas_staging(conn, contract: Contract, data: bytes) -> str:
-    """Fill a temporary staging table with the gold file through the connector."""
+def batch_rows(metadata, max_rows: int = BATCH_ROWS, max_bytes: int = BATCH_BYTES) -> int:
+    """Rows per write_pandas call: at most ``max_rows``, and about ``max_bytes`` of the
+    file's uncompressed data (its footer's size per row)."""
+    size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    per_row = max(1, size // max(1, metadata.num_rows))
+    return max(1, min(max_rows, max_bytes // per_row))
+
+
+def _write_pandas_staging(conn, contract: Contract, path: str, staging: str) -> None:
+    """Fill the temporary staging table from the gold file, one write_pandas per batch."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
     import snowflake.connector.pandas_tools as pandas_tools  # via the module: fakesnow patches it
 
-    staging = sql.staging_table_name(contract.dataset)
     conn.cursor().execute(sql.create_staging_table_sql(contract))
-    table = pq.read_table(pa.BufferReader(data))
     nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
-    frame = table.to_pandas(types_mapper=nullable.get)
-    success, _chunks, _rows, output = pandas_tools.write_pandas(
-        conn, frame, staging, quote_identifiers=False, auto_create_table=False,
-        use_logical_type=True)
-    if not success:
-        raise LoadError(f"write_pandas could not stage {contract.dataset}: {output}.")
-    return staging
+    parquet = pq.ParquetFile(path, buffer_size=HASH_BLOCK)  # pages streamed, not whole chunks
+    rows = batch_rows(parquet.metadata, BATCH_ROWS, BATCH_BYTES)  # read now: tests lower them
+    for batch in parquet.iter_batches(batch_size=rows):
+        frame = pa.Table.from_batches([batch]).to_pandas(types_mapper=nullable.get)
+        del batch
+        success, _chunks, _rows, output = pandas_tools.write_pandas(
+            conn, frame, staging, quote_identifiers=False, auto_create_table=False,
+            overwrite=False, use_logical_type=True)
+        if not success:
+            raise LoadError(f"write_pandas could not stage {contract.dataset}: {output}.")
 
 
 def _run_copy(cursor, table: str, stage: str, file_name: str) -> None:
@@ -155,9 +231,54 @@ def _run_copy(cursor, table: str, stage: str, file_name: str) -> None:
             raise LoadError(f"COPY of {file_name} from @{stage} reported {status}: {detail}.")
 
 
+def _replace_day(conn, contract: Contract, day: str, path: str, *, stage: str | None,
+                 result: LoadResult, source_object: str, run_id: str) -> int:
+    """Stage (write_pandas path), then one transaction: delete the day, load it, check the
+    count against the file's, record LOAD_AUDIT, commit. Returns the rows loaded."""
+    table = result.table
+    staging = None if stage else sql.staging_table_name(contract.dataset)
+    try:
+        if staging:  # DDL and write_pandas commit: done before the transaction opens
+            _write_pandas_staging(conn, contract, path, staging)
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute(sql.delete_day_sql(table, day))
+            if stage:
+                _run_copy(cur, table, stage, sql.gold_file_name(contract.dataset, day))
+            else:
+                cur.execute(sql.insert_from_staging_sql(table, staging,
+                                                        sql.gold_columns(contract)))
+            loaded = int(_scalar(cur, sql.count_day_sql(table, day)) or 0)
+            result.rows_loaded = loaded
+            if loaded != result.rows_in_file:
+                raise LoadError(
+                    f"{table} holds {loaded} row(s) for {day} after the load but the gold file "
+                    f"{result.source_key} holds {result.rows_in_file}; rolled back (the table "
+                    "keeps its previous rows for that day).",
+                    hint="Check that the file's business_date is that day, then load again.")
+            cur.execute(sql.audit_insert_sql(
+                dataset=contract.dataset, day=day, source_object=source_object,
+                checksum=result.checksum, rows_in_file=result.rows_in_file,
+                rows_loaded=loaded, load_path=result.path, run_id=run_id,
+                loaded_at=_utc_now_text()))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+    finally:
+        if staging:
+            conn.cursor().execute(sql.drop_table_sql(staging))
+    return loaded
+
+
 def load_dataset(conn, contract: Contract, day: str, *, source, stage: str | None = None,
-                 run_id: str) -> LoadResult:
-    """Replace one dataset's day in its table with the gold file, in one transaction."""
+                 run_id: str, table_error: M7Error | None = None) -> LoadResult:
+    """Replace one dataset's day in its table with the gold file, in one transaction.
+
+    ``table_error`` is what :func:`ensure_tables` found wrong with the table: the dataset
+    then fails before its file is read (a day without input is still only skipped).
+    """
     started = time.perf_counter()
     table = sql.table_name(contract.dataset)
     key = layout.gold_key(contract.dataset, day)
@@ -187,47 +308,12 @@ def load_dataset(conn, contract: Contract, day: str, *, source, stage: str | Non
             return done(SKIPPED_NO_INPUT, (
                 f"No input for {contract.dataset} on {day} (no silver file, no gold file "
                 f"{key}); nothing loaded{note}."))
-        data = source.read_bytes(key)
-        result.checksum = hashlib.sha256(data).hexdigest()
-        result.rows_in_file = _rows_in_parquet(data, key)
-        lacking = missing_columns(conn, contract)
-        if lacking:
-            fix = "; ".join(sql.add_column_sql(table, c) for c in lacking)
-            return done(FAILED, (
-                f"Table {table} lacks column(s) {', '.join(c.name for c in lacking)} that the "
-                f"contract declares; nothing loaded. Add them first: {fix}"))
-        staging = None
-        if not stage:
-            staging = _write_pandas_staging(conn, contract, data)
-        cur = conn.cursor()
-        cur.execute("BEGIN")
-        try:
-            cur.execute(sql.delete_day_sql(table, day))
-            if stage:
-                _run_copy(cur, table, stage, sql.gold_file_name(contract.dataset, day))
-            else:
-                cur.execute(sql.insert_from_staging_sql(table, staging,
-                                                        sql.gold_columns(contract)))
-            loaded = int(_scalar(cur, sql.count_day_sql(table, day)) or 0)
-            result.rows_loaded = loaded
-            if loaded != result.rows_in_file:
-                raise LoadError(
-                    f"{table} holds {loaded} row(s) for {day} after the load but the gold file "
-                    f"{key} holds {result.rows_in_file}; rolled back (the table keeps its "
-                    "previous rows for that day).",
-                    hint="Check that the file's business_date is that day, then load again.")
-            cur.execute(sql.audit_insert_sql(
-                dataset=contract.dataset, day=day, source_object=source.describe(key),
-                checksum=result.checksum, rows_in_file=result.rows_in_file,
-                rows_loaded=loaded, load_path=result.path, run_id=run_id,
-                loaded_at=_utc_now_text()))
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            if staging:
-                conn.cursor().execute(sql.drop_table_sql(staging))
+        if table_error is not None:
+            raise table_error
+        with tempfile.TemporaryDirectory(prefix="m7etl-load-") as folder:
+            path, result.checksum, result.rows_in_file = _gold_file(source, key, folder)
+            loaded = _replace_day(conn, contract, day, path, stage=stage, result=result,
+                                  source_object=source.describe(key), run_id=run_id)
         return done(LOADED, f"Replaced {table} rows of {day} with {loaded} row(s) from {key} "
                             f"({result.path}).")
     except M7Error as exc:
@@ -245,7 +331,8 @@ def load_day(conn, contracts: Iterable[Contract], day: str, *, source, stage: st
 
     ``source`` is the data bucket (a :class:`m7etl.storage.Storage`); ``stage`` the external
     stage over its ``gold/`` folder (None or empty: the write_pandas fallback). A failed
-    dataset does not stop the others; the caller decides what a failure means.
+    dataset does not stop the others; the caller decides what a failure means. A
+    LOAD_AUDIT that does not match fails every dataset (each load writes to it).
     """
     try:
         layout.parse_day(day)
@@ -254,8 +341,10 @@ def load_day(conn, contracts: Iterable[Contract], day: str, *, source, stage: st
     if stage:
         sql.check_object_name(stage, "Stage")
     selected = select_contracts(contracts, datasets)
-    ensure_tables(conn, selected)
-    return [load_dataset(conn, c, day, source=source, stage=stage or None, run_id=run_id)
+    problems = ensure_tables(conn, selected)
+    audit = problems.get(sql.AUDIT_TABLE)
+    return [load_dataset(conn, c, day, source=source, stage=stage or None, run_id=run_id,
+                         table_error=audit or problems.get(sql.table_name(c.dataset)))
             for c in selected]
 
 

@@ -35,6 +35,8 @@ SNOWFLAKE_TYPES = {
 }
 INTEGER_TYPE = SNOWFLAKE_TYPES["integer"]
 FLOAT_TYPE = SNOWFLAKE_TYPES["float"]
+# Parquet as the gold files write it: logical types (date32, timestamp[us]) must be honoured.
+PARQUET_FORMAT = "TYPE=PARQUET USE_LOGICAL_TYPE=TRUE"
 
 # One row per load committed: what was loaded, from which object, by which run.
 AUDIT_COLUMNS: list[tuple[str, str, bool]] = [
@@ -139,18 +141,48 @@ def create_staging_table_sql(contract: Contract) -> str:
                             temporary=True, replace=True)
 
 
+def audit_columns() -> list[GoldColumn]:
+    return [GoldColumn(n, t, not required) for n, t, required in AUDIT_COLUMNS]
+
+
 def create_audit_table_sql() -> str:
-    return create_table_sql(AUDIT_TABLE, [GoldColumn(n, t, not r) for n, t, r in AUDIT_COLUMNS])
+    return create_table_sql(AUDIT_TABLE, audit_columns())
 
 
-def table_columns_sql(name: str) -> str:
-    """The columns a table has now (to spot a contract that gained a column)."""
-    return ("SELECT column_name FROM information_schema.columns "
-            f"WHERE table_schema = CURRENT_SCHEMA() AND table_name = {quote_literal(name.upper())}")
+def table_columns_sql(names: Sequence[str]) -> str:
+    """The columns the named tables of the current schema have now: one query for all.
+
+    Rows are (table, column, data type, numeric scale). ``INFORMATION_SCHEMA`` lists only
+    what the session's role may see, so a table the role cannot read looks missing.
+    """
+    listed = ", ".join(quote_literal(n.upper()) for n in names)
+    return ("SELECT table_name, column_name, data_type, numeric_scale "
+            "FROM information_schema.columns "
+            f"WHERE table_schema = CURRENT_SCHEMA() AND table_name IN ({listed}) "
+            "ORDER BY table_name, ordinal_position")
+
+
+# What INFORMATION_SCHEMA.COLUMNS.DATA_TYPE says for each type the loader creates.
+INFO_SCHEMA_TYPES = {"VARCHAR": "TEXT", INTEGER_TYPE: "NUMBER", FLOAT_TYPE: "FLOAT",
+                     "BOOLEAN": "BOOLEAN", "DATE": "DATE", "TIMESTAMP_NTZ": "TIMESTAMP_NTZ"}
+
+
+def type_matches(expected: str, data_type: str, numeric_scale) -> bool:
+    """Whether a column reported as ``data_type`` holds the contract's ``expected`` type
+    (an integer needs a NUMBER of scale 0: NUMBER(38,2) is a decimal)."""
+    if INFO_SCHEMA_TYPES.get(expected) != str(data_type).upper():
+        return False
+    return expected != INTEGER_TYPE or int(numeric_scale or 0) == 0
 
 
 def add_column_sql(name: str, column: GoldColumn) -> str:
     return f"ALTER TABLE {name} ADD COLUMN {column.name} {column.type}"
+
+
+def retype_column_sql(name: str, column: GoldColumn) -> str:
+    """Replace a column of the wrong type, keeping its old values beside it."""
+    return (f"ALTER TABLE {name} RENAME COLUMN {column.name} TO {column.name}_old; "
+            + add_column_sql(name, column))
 
 
 def delete_day_sql(name: str, day: str) -> str:
@@ -173,12 +205,15 @@ def gold_file_name(dataset: str, day: str) -> str:
 def copy_sql(name: str, stage: str, file_name: str) -> str:
     """The production load: Snowflake reads the gold file from the external stage itself.
 
-    ``FORCE=TRUE`` because a reload of the same day re-reads a file Snowflake already
+    ``USE_LOGICAL_TYPE=TRUE`` because Snowflake ignores Parquet logical types by default: a
+    ``timestamp[us]`` column is then read as its INT64 and fails or loads as a number into
+    TIMESTAMP_NTZ (DuckDB, under fakesnow, always honours them, so only this text can show
+    it). ``FORCE=TRUE`` because a reload of the same day re-reads a file Snowflake already
     loaded (its load metadata would otherwise skip it, and the day would be left empty).
     """
     check_object_name(stage, "Stage")
     return (f"COPY INTO {name} FROM @{stage} FILES=({quote_literal(file_name)}) "
-            "FILE_FORMAT=(TYPE=PARQUET) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE")
+            f"FILE_FORMAT=({PARQUET_FORMAT}) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE")
 
 
 def insert_from_staging_sql(name: str, staging: str, columns: Sequence[GoldColumn]) -> str:
@@ -212,4 +247,4 @@ def create_stage_sql(stage: str, url: str, *, storage_integration: str | None = 
         integration = " STORAGE_INTEGRATION = " + check_object_name(
             storage_integration, "Storage integration")
     return (f"CREATE OR REPLACE STAGE {stage} URL={quote_literal(url)}{integration} "
-            "FILE_FORMAT=(TYPE=PARQUET)")
+            f"FILE_FORMAT=({PARQUET_FORMAT})")
