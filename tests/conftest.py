@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -20,6 +21,18 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@pytest.fixture(autouse=True)
+def _no_airflow_console_handler():
+    """Airflow, once imported in the test process (``importorskip("airflow...")``), puts on
+    the root logger a handler writing to whatever ``sys.stdout`` is when a record comes: in a
+    later test, click's CliRunner output got every werkzeug and cfn-lint INFO line (or a
+    "Logging error" on its closed stream). It depended on which module ran first in a
+    process, so on pytest-xdist's split: taken off before each test."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if type(h).__name__ == "RedirectStdHandler"]:
+        root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
