@@ -58,8 +58,15 @@ lint: $(STAMP)  ## ruff and the import-linter contract (the layers)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## Throughput and peak memory of raw->silver beside pyarrow, DuckDB and pandas
-	$(BIN)/python scripts/bench.py
+# Every dataset, each contender in a fresh process: `make bench BENCH_ARGS="--repeat 3"`
+# (medians), `--dataset Device,EPG`, `--size 2000` (the 1 GiB peak target), see --help.
+.PHONY: bench-quick
+
+bench: $(STAMP)  ## raw->silver and silver->gold beside DuckDB and pyarrow, every dataset (200 MB files, ~3 min)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP)  ## The same on 20 MB files (under a minute)
+	$(BIN)/python scripts/bench.py --size 20 $(BENCH_ARGS)
 
 # Deployment, usable in CI: `make upload ENV=prod` (default test).
 ENV ?= test
