@@ -41,6 +41,9 @@ def client_error(code: str, status: int = 400) -> ClientError:
     (EndpointConnectionError(endpoint_url="https://s3.eu-west-1.amazonaws.com"),
      "Error: Cannot reach AWS (EndpointConnectionError: Could not connect to the endpoint URL: "
      '"https://s3.eu-west-1.amazonaws.com"). Check the network and run again.'),
+    (OSError(28, "No space left on device", "/tmp/m7-run-1/x.parquet"),
+     "Error: A local file operation failed (/tmp/m7-run-1/x.parquet): No space left on device. "
+     "Check the disk space and permissions there (TMPDIR for temporary files), then run again."),
 ])
 def test_an_aws_error_is_one_line_with_the_next_step_by_its_kind(exc, line):
     result = run_raising(exc)

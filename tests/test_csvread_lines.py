@@ -86,3 +86,16 @@ def test_a_stream_read_once_is_reopened_or_refused():
     with pytest.raises(UnreadableFileError) as caught:
         read(packed, stream=stream())
     assert caught.value.reason == "row_too_long" and "line 3" in caught.value.message
+
+
+def test_two_long_rows_with_line_breaks_keep_every_later_line():
+    """Each long row restarts the read, and every pass cuts the earlier ones again: their
+    line breaks were counted once per pass, so after the second cut every later line moved
+    and the row after a long one was cut as "too long" instead of read."""
+    long_value = '"' + "x\n" * 1500 + '"'  # 1,500 line breaks, about 3 KB: over the limit
+    text = "\n".join(["a,b", f"1,{long_value}", "2,two", f"3,{long_value}", "4,four", "5,five", ""])
+    rows, invalid, lines = read(text.encode())
+    # line 2: the first long row (lines 2-1502), 1503 "2,two", 1504-3004 the second, 3005, 3006
+    assert rows == [(1503, "2", "two"), (3005, "4", "four"), (3006, "5", "five")]
+    assert [line for line, _t, _l, _f in invalid] == [2, 1504]
+    assert lines.physical == 3006

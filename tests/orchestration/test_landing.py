@@ -179,3 +179,35 @@ def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("M7_MWAA_ENV_NAME")
     with pytest.raises(Exception, match="M7_MWAA_ENV_NAME is not set"):
         LandingSettings.from_env()
+
+
+def test_a_record_that_fails_for_good_fails_the_event_after_the_others(local_storage, registry,
+                                                                       standin, log):
+    """Access denied on one move (not retryable): the other record is filed and its run asked
+    for, then the invocation fails, so Lambda's retries, the dead-letter queue and the Errors
+    alarm see it. Returning success left the object in landing/, where the landing retention
+    deleted it unseen."""
+    from m7etl.exceptions import StorageError
+
+    logger, _lines = log
+    for name in ("Device_20250501.csv", "Device_20250502.csv"):
+        local_storage.write_bytes(f"landing/{name}", DEVICE)
+    real_move = local_storage.move
+
+    def move(src: str, dst: str) -> None:
+        if src.endswith("0502.csv"):
+            raise StorageError("Access denied moving landing/Device_20250502.csv.")
+        real_move(src, dst)
+
+    local_storage.move = move
+    result = file_batch([obj("landing/Device_20250501.csv", "01"),
+                         obj("landing/Device_20250502.csv", "02")], SETTINGS,
+                        lambda _bucket: local_storage, registry=registry,
+                        client=standin.client(), log=logger)
+    assert [f.status for f in result.files] == [INGESTED, "failed"]
+    assert [t["date"] for t in result.triggers] == ["20250501"]
+    failure = result.failure()
+    assert isinstance(failure, StorageError) and not failure.retryable
+    assert str(failure).startswith("1 of 2 record(s) could not be filed "
+                                   "(landing/Device_20250502.csv); first cause: Access denied")
+    assert local_storage.exists("landing/Device_20250502.csv")

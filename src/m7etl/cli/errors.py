@@ -36,9 +36,13 @@ def _message(exc: BaseException) -> str | None:
         refused = f"AWS refused {exc.operation_name}: {err.get('Code', '?')}: " \
                   f"{err.get('Message', '')}".rstrip(": ")
         return refused + NEXT_STEP.get(kind, "")
-    if kind == errors.TRANSIENT:
+    if kind == errors.TRANSIENT and type(exc).__module__.startswith(("botocore", "urllib3")):
         return (f"Cannot reach AWS ({type(exc).__name__}: {exc}). Check the network and run "
                 "again.")
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):  # this machine's disk
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (f"A local file operation failed{where}: {exc.strerror or exc}. Check the disk "
+                "space and permissions there (TMPDIR for temporary files), then run again.")
     if isinstance(exc, NoCredentialsError):
         return ("No AWS credentials found. Configure them (aws configure, AWS_PROFILE or "
                 "environment variables) and run again.")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from m7etl.exceptions import ConservationError, M7Error
+from m7etl.exceptions import ConservationError, M7Error, TransientStorageError
 
 
 def account(key: str, result, silver_path: Path, rejects_path: Path, lines) -> None:
@@ -31,7 +31,12 @@ def account(key: str, result, silver_path: Path, rejects_path: Path, lines) -> N
         # refuses a file of no row group, which holds no rejects.
         in_rejects = (rejected_rows(rejects.read(columns=["line_number"]))
                       if rejects.metadata.num_row_groups else 0)
-    except (OSError, pa.ArrowException) as exc:
+    except OSError as exc:  # the temporary folder failing: a retry may succeed
+        raise TransientStorageError(
+            f"{key}: the silver or rejects file just written cannot be read back ({exc}); "
+            "nothing was published and the raw file stays in raw/.", key=key,
+            hint="Process the file again; if this repeats, check the temporary folder.") from exc
+    except pa.ArrowException as exc:
         raise M7Error(f"{key}: the silver or rejects file just written cannot be read back ({exc}); "
                       "nothing was published and the raw file stays in raw/.",
                       hint="Process the file again; if this repeats, check the temporary folder.") from exc

@@ -34,6 +34,12 @@ class CutRow:
     head: bytes = b""  # its first PREVIEW_BYTES bytes
     _ends_cr: bool = False  # the bytes counted so far end with a CR (a CRLF may be split)
 
+    def reset(self) -> None:
+        """Forget what an earlier pass counted: every pass over the file cuts the row anew
+        (counted twice, a second long row's restart moved every later line and cut a good
+        row)."""
+        self.length, self.breaks, self.head, self._ends_cr = 0, 0, b"", False
+
     def take(self, data: bytes) -> None:
         self.length += len(data)
         if len(self.head) < PREVIEW_BYTES:
@@ -144,6 +150,7 @@ class CuttingStream(io.RawIOBase):
 
     def _cut(self, row: CutRow) -> None:
         """Drop the row at the start of ``buf`` and its line ending, counting what it held."""
+        row.reset()
         pos, quoted, field_start = 0, False, True
         while True:
             if pos >= len(self.buf):

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 
 from m7etl.core.contracts import Registry, load_registry
 from m7etl.core.ingest import IGNORED, IngestResult, ingest
-from m7etl.exceptions import M7Error, ObjectNotFoundError, TransientStorageError
+from m7etl.exceptions import M7Error, ObjectNotFoundError, StorageError, TransientStorageError
 from m7etl.orchestration import mwaa
 from m7etl.orchestration.payloads import EventError
 from m7etl.orchestration.runs import run_requests
@@ -128,22 +128,30 @@ class LandingResult:
         return len(self.triggers) - len(self.errors)
 
     def failure(self) -> M7Error | None:
-        """One error for what a retry of the event can fix: every failed run request
-        (retryable if one of them is) and every record that failed in a retryable way."""
-        again = [(key, e) for key, e in self.file_errors if e.retryable]
+        """One error for the event when anything failed: every failed run request and every
+        record not filed. A record that failed for good fails the invocation too (after the
+        others are filed): its object stays in landing/, where the landing retention would
+        delete it unseen; failing sends the event to Lambda's retries, then the dead-letter
+        queue, and the Errors alarm fires."""
         requests = (f"{len(self.errors)} of {len(self.triggers)} DAG run request(s) failed; "
                     f"first: {self.errors[0]}") if self.errors else ""
-        if not again:
+        if not self.file_errors:
             if not self.errors:
                 return None
             return mwaa.TriggerError(requests, hint="The files are in raw/; a retry of this "
                                      "event asks MWAA again.",
                                      retryable=any(e.retryable for e in self.errors))
-        names = ", ".join(key for key, _ in again)
-        return TransientStorageError(
-            f"{len(again)} of {len(self.files)} record(s) could not be filed ({names}); first "
-            f"cause: {again[0][1]}" + (f" Also: {requests}" if requests else ""), key=again[0][0],
-            hint="The other records were filed; a retry of this event files the rest.")
+        failed = self.file_errors
+        names = ", ".join(key for key, _ in failed)
+        message = (f"{len(failed)} of {len(self.files)} record(s) could not be filed ({names}); "
+                   f"first cause: {failed[0][1]}" + (f" Also: {requests}" if requests else ""))
+        if any(e.retryable for _, e in failed):
+            return TransientStorageError(message, key=failed[0][0], hint="The other records "
+                                         "were filed; a retry of this event files the rest.")
+        return StorageError(message, key=failed[0][0], hint="The other records were filed; "
+                            "the rest stay in landing/: fix the cause (the function's "
+                            "permissions, the object), then copy them onto themselves to "
+                            "send the event again.")
 
     def to_dict(self) -> dict:
         return {"records": [f.to_dict() for f in self.files], "triggers": self.triggers}

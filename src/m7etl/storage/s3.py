@@ -188,9 +188,9 @@ class S3Storage:
                 raise error from exc
         copied = self.size(dst)
         if copied != size:
-            raise StorageError(
+            raise TransientStorageError(  # the object changed under the copy: try again
                 f"Copy of {self.describe(src)} to {dst} has {copied} bytes, expected {size}; "
-                "the source was kept.", hint="Retry the move.")
+                "the source was kept.", hint="Retry the move.", key=src)
         self._call(f"deleting {self.describe(src)}", self.client.delete_object, key=src)
 
     def delete(self, keys: Iterable[str]) -> int:
