@@ -332,9 +332,11 @@ def test_only_work_folders_of_dead_runs_and_long_idle_stage_folders_are_removed(
 
     root = tmp_path / "scan"
     root.mkdir()
-    dead = _folder(root, f"m7-run-{os.getpid()}-dead", size=5000)  # lock file, nobody holds it
+    dead = _folder(root, "m7-run-999999998-dead", size=5000)  # lock file, nobody holds it
     live = _folder(root, f"m7-run-{os.getpid()}-live")
     starting = _folder(root, f"m7-run-{os.getpid()}-new", lock=False)  # its run is locking it now
+    # Its lock file is made (O_CREAT) but not yet flocked by its live run: it was removed.
+    racing = _folder(root, f"m7-run-{os.getpid()}-racing")
     gone = _folder(root, "m7-run-999999999-gone", lock=False)  # no such pid
     old_stage = _folder(root, "m7-s2g-old", lock=False, age_s=LEGACY_IDLE_S + 60)
     recent_stage = _folder(root, "m7-r2s-recent", lock=False, age_s=LEGACY_IDLE_S - 60)
@@ -349,7 +351,7 @@ def test_only_work_folders_of_dead_runs_and_long_idle_stage_folders_are_removed(
     assert sorted((Path(r.path).name, r.size) for r in removed) == sorted(
         [(dead.name, 5000 + 2), (gone.name, 10), (old_stage.name, 10)])
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        [live.name, starting.name, recent_stage.name, other.name])
+        [live.name, starting.name, racing.name, recent_stage.name, other.name])
 
 
 def test_a_file_landed_again_for_a_finished_day_is_not_lost_when_the_run_dies_after_moving_it(

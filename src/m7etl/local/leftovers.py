@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from m7etl.exceptions import UsageError
 from m7etl.local.lock import FolderLock
 
 WORK_PREFIX = "m7-run-"
@@ -44,7 +45,11 @@ def work_folder(tmp_root: str | Path | None = None) -> Iterator[Path]:
     """A new locked work folder for this run, removed when the block ends (on any error too)."""
     path = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=temp_root(tmp_root)))
     lock = FolderLock(path / WORK_LOCK)
-    lock.try_acquire()  # a folder made just now: nobody else holds its lock
+    holder = lock.try_acquire()  # a folder made just now: nobody else may hold its lock
+    if holder is not None:
+        raise UsageError(f"The new work folder {path} is locked by another process ({holder}).",
+                         hint="Run again; if this repeats, check what else cleans the "
+                              "temporary folder.")
     try:
         yield path
     finally:
@@ -90,8 +95,13 @@ def remove_abandoned(tmp_root: str | Path | None = None, *, now: float | None = 
 
 def _remove_dead_work_folder(path: Path) -> list[Leftover]:
     pid = owner_pid(path.name)
-    if not (path / WORK_LOCK).exists() and (pid is None or pid_alive(pid)):
-        return []  # its run is taking its lock right now (or the name is not ours)
+    if pid is not None and pid_alive(pid):
+        # Its run is alive: between mkdtemp and flock its lock file exists but is still free,
+        # so a free lock alone does not make it abandoned. (A reused pid keeps a dead run's
+        # folder until that pid ends: harmless.)
+        return []
+    if pid is None and not (path / WORK_LOCK).exists():
+        return []  # not a folder of ours
     size = _size(path)  # before this process's note goes into the lock file
     lock = FolderLock(path / WORK_LOCK)
     try:
