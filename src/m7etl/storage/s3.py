@@ -87,20 +87,8 @@ class S3Storage:
         return None
 
     def list(self, prefix: str) -> list[ObjectInfo]:
-        found = []
-        token = None
-        while True:
-            kwargs = {"Prefix": prefix}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = self._call(f"listing {self.describe(prefix)}", self.client.list_objects_v2, **kwargs)
-            for obj in page.get("Contents", []):
-                if obj["Key"].endswith("/"):
-                    continue  # "folder" markers written by consoles and some tools
-                found.append(ObjectInfo(obj["Key"], obj["Size"], obj["LastModified"].timestamp()))
-            if not page.get("IsTruncated"):
-                return found
-            token = page["NextContinuationToken"]
+        """Every object under ``prefix``: :meth:`walk` collected (one listing loop)."""
+        return list(self.walk(prefix))
 
     def walk(self, prefix: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         """What :meth:`list` returns, in key order, one ListObjectsV2 page (at most
@@ -111,7 +99,7 @@ class S3Storage:
         try:
             for page in pages:
                 for obj in page.get("Contents", []):
-                    if not obj["Key"].endswith("/"):  # "folder" markers, as in list()
+                    if not obj["Key"].endswith("/"):  # "folder" markers of consoles and tools
                         yield ObjectInfo(obj["Key"], obj["Size"], obj["LastModified"].timestamp())
         except Exception as exc:
             error = self._error(what, exc)
