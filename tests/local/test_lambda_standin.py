@@ -224,12 +224,16 @@ def test_log_tail_is_the_last_4_kb_base64(client):
 
 def test_event_is_202_and_runs_later_dry_run_is_204_and_runs_nothing(client, standin, tmp_path):
     marker = tmp_path / "ran"
+    before = len(standin.invocations)
     response, payload = invoke(client, "m7-odd", {"marker": str(marker)}, InvocationType="Event")
     assert (response["StatusCode"], payload) == (202, None)
+    # The invocation is recorded when the function returns, after it wrote the marker: wait
+    # for the record, not the marker, or the Event run is counted against the DryRun below.
     deadline = time.monotonic() + 20
-    while not marker.exists() and time.monotonic() < deadline:
+    while len(standin.invocations) == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.read_text() == response["ResponseMetadata"]["RequestId"]
+    assert standin.invocations[-1].invocation_type == "Event"
     before = len(standin.invocations)
     response, payload = invoke(client, "m7-odd", {"marker": str(tmp_path / "no")},
                                InvocationType="DryRun")
