@@ -304,6 +304,61 @@ def test_float_syntax_on_a_column_without_text():
     assert V._float_syntax(text).to_pylist() == [None, False, None]
 
 
+# --------------------------------------------------------------------------- empty values, lengths
+
+
+length_texts = st.lists(st.one_of(st.none(), st.text(st.sampled_from(["a", "\u00e9", "\u20ac", " "]),
+                                                     max_size=5)), min_size=0, max_size=30)
+
+
+@SETTINGS
+@given(values=length_texts)
+def test_empty_values_and_longest_bytes_from_offsets_match_the_kernels(values):
+    """Read from the offsets; the oracle is the kernel code they replace, also on a slice
+    (offsets not starting at 0) and on an all-null column."""
+    text = pa.array(values, pa.string())
+    for array in (text, text.slice(1) if len(text) > 1 else text, pa.nulls(len(text), pa.string())):
+        kernel = pc.fill_null(pc.equal(pc.binary_length(array), 0), True).to_numpy(zero_copy_only=False)
+        got = F.empty_values(array)
+        if kernel.any():
+            assert got is not None and got.tolist() == kernel.tolist(), array.to_pylist()
+        else:
+            assert got is None, array.to_pylist()
+        longest = pc.max(pc.binary_length(array)).as_py()
+        assert F.longest_bytes(array) == (longest or 0), array.to_pylist()
+
+
+def test_a_value_over_max_length_in_characters_is_rejected_and_one_at_it_is_kept():
+    """The kernel runs only when some value has more bytes than the limit: 3 characters of
+    2 bytes each (6 bytes) under a limit of 4 stay valid; 5 characters do not."""
+    contract = parse_contract({
+        "dataset": "Probe", "primary_key": ["k"], "gold": {"kind": "snapshot"},
+        "columns": [{"name": "k", "type": "string", "required": True},
+                    {"name": "t", "type": "string", "max_length": 4}]}, "<probe>")
+    batch = pa.table({"k": list("abcde"),
+                      "t": pa.array(["\u00e9\u00e9\u00e9", "abcd", "abcde", "", "\u00e9" * 4])})
+    out = V.validate_batch(contract, batch, np.arange(2, 7), "k")
+    assert out.valid.column("t").to_pylist() == ["\u00e9\u00e9\u00e9", "abcd", None, "\u00e9" * 4]
+    assert out.rejects.column("line_number").to_pylist() == [4]
+    assert out.rejects.column("rule").to_pylist() == ["max_length"]
+
+
+def test_a_refused_value_beside_empty_ones_is_a_type_reject_and_the_empties_are_not():
+    """The type failure is skipped when the nulls are exactly the empty values; one refused
+    value among them (same null count as one more empty) is still found."""
+    contract = parse_contract({
+        "dataset": "Probe", "primary_key": ["k"], "gold": {"kind": "snapshot"},
+        "columns": [{"name": "k", "type": "string", "required": True},
+                    {"name": "n", "type": "integer"}, {"name": "f", "type": "float"}]}, "<probe>")
+    batch = pa.table({"k": list("abcde"), "n": pa.array(["1", "", "x", "", "4"]),
+                      "f": pa.array(["", "", "", "1.5", "2"])})
+    out = V.validate_batch(contract, batch, np.arange(2, 7), "k")
+    assert out.valid.column("n").to_pylist() == [1, None, None, 4]
+    assert out.valid.column("f").to_pylist() == [None, None, 1.5, 2.0]
+    assert list(zip(out.rejects.column("line_number").to_pylist(), out.rejects.column("rule").to_pylist(),
+                    strict=True)) == [(4, "type")]
+
+
 # --------------------------------------------------------------------------- the bench's gold SQL
 
 

@@ -292,6 +292,33 @@ def match_fixed(text: pa.Array, spec: tuple) -> pa.Array | None:
     return _bool_array(_scatter(matched, rows, len(text)), text)
 
 
+def empty_values(text: pa.Array) -> np.ndarray | None:
+    """Which values are empty or null, from the offsets; None when none is (the usual case:
+    one comparison of the offsets instead of a length kernel, a compare and a fill)."""
+    n = len(text)
+    if text.null_count == n:
+        return np.ones(n, dtype=bool) if n else None
+    if text.type != pa.string():
+        empty = pc.fill_null(pc.equal(pc.binary_length(text), 0), True).to_numpy(zero_copy_only=False)
+    else:
+        offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
+        empty = offsets[1:] == offsets[:-1]
+        if text.null_count:
+            empty |= pc.is_null(text).to_numpy(zero_copy_only=False)
+    return empty if empty.any() else None
+
+
+def longest_bytes(text: pa.Array) -> int:
+    """The longest value's length in bytes (a bound on its length in characters)."""
+    n = len(text)
+    if n == 0 or text.null_count == n:
+        return 0
+    if text.type != pa.string():
+        return int(pc.max(pc.binary_length(text)).as_py())
+    offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
+    return int(np.max(offsets[1:] - offsets[:-1]))
+
+
 _DECIMAL_BYTES = np.full(256, 16, np.uint8)  # any other byte: 16 (counted in the high part)
 _DECIMAL_BYTES[ord("0"):ord("9") + 1] = 0
 _DECIMAL_BYTES[ord(".")] = 1

@@ -17,7 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from m7etl.core.contracts import DEFAULT_FORMATS, Column, Contract, Rules
-from m7etl.core.fastpaths import fixed_pattern, iso_fast, match_fixed, plain_decimal
+from m7etl.core.fastpaths import (
+    empty_values,
+    fixed_pattern,
+    iso_fast,
+    longest_bytes,
+    match_fixed,
+    plain_decimal,
+)
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -175,20 +182,23 @@ PARSERS = {"integer": _parse_integer, "float": _parse_float, "boolean": _parse_b
            "date": _parse_temporal, "timestamp": _parse_temporal}
 
 
-def _parse(column: Column, raw: pa.Array, decimal_comma: bool) -> pa.Array:
+def _parse(column: Column, raw: pa.Array, decimal_comma: bool,
+           empty: np.ndarray | None = None) -> pa.Array:
     """Typed values; null where the text is empty or not a valid value of the type.
 
     The whole column goes through the strict parser once; only the few values it refuses
     are trimmed of surrounding spaces and tried again, so padding costs nothing when rare.
+    ``empty``: which values are empty or null (:func:`empty_values`; None: none is).
     """
     if column.type == "string":
         return raw
     parser = PARSERS[column.type]
     text = pc.replace_substring(raw, ",", ".") if column.type == "float" and decimal_comma else raw
     typed = parser(column, text)
-    refused = pc.and_(pc.is_null(typed), pc.greater(pc.binary_length(text), 0))
-    if not pc.any(refused).as_py():
+    # A parser maps empty and null text to null: as many nulls as empty values, none refused.
+    if typed.null_count == (0 if empty is None else int(np.count_nonzero(empty))):
         return typed
+    refused = pc.is_null(typed) if empty is None else pc.and_(pc.is_null(typed), pa.array(~empty))
     retried = parser(column, pc.utf8_trim_whitespace(pc.filter(text, refused)), retry=True)
     return pc.replace_with_mask(typed, refused, retried)
 
@@ -215,7 +225,8 @@ def _rule_failures(column: Column, rules: Rules, raw: pa.Array, typed: pa.Array,
     if rules.pattern is not None:
         mask = pc.invert(_match_pattern(typed, rules.pattern))
         out.append(_Failure(mask, name, prefix + "pattern", f"does not match {rules.pattern}"))
-    if rules.max_length is not None:
+    if rules.max_length is not None and longest_bytes(typed) > rules.max_length:
+        # Skipped when no value has more bytes than the limit: none has more characters.
         mask = pc.greater(pc.utf8_length(typed), rules.max_length)
         out.append(_Failure(mask, name, prefix + "max_length",
                             f"longer than {rules.max_length} characters"))
@@ -248,16 +259,19 @@ def validate_batch(
             raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
         else:
             raw = pa.nulls(n, pa.string())  # an optional column the file does not carry
-        empty = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True)
+        empty = empty_values(raw)  # None: no value is empty (no mask to build or apply)
         raw_cols[column.name] = raw
-        value = _parse(column, raw, decimal_comma)  # typed parsers map "" to null already
-        if column.type == "string" and pc.any(empty).as_py():
-            value = pc.if_else(empty, pa.scalar(None, pa.string()), value)
+        value = _parse(column, raw, decimal_comma, empty)  # typed parsers map "" to null already
+        blank = 0 if empty is None else int(np.count_nonzero(empty))
+        if empty is not None:
+            empty_mask = pa.array(empty)
+            if column.type == "string":
+                value = pc.if_else(empty_mask, pa.scalar(None, pa.string()), value)
+            if column.required:
+                hard.append(_Failure(empty_mask, column.name, "required", "required value is empty"))
         typed[column.name] = value
-        if column.required:
-            hard.append(_Failure(empty, column.name, "required", "required value is empty"))
-        bad_type = pc.and_(pc.invert(empty), pc.is_null(value))
-        if column.type != "string":
+        if column.type != "string" and value.null_count > blank:  # some text refused by the type
+            bad_type = pc.is_null(value) if empty is None else pc.and_(pa.array(~empty), pc.is_null(value))
             hard.append(_Failure(bad_type, column.name, "type", f"not a valid {column.type}"
                                  + (f" ({column.format})" if column.format else "")))
         hard.extend(_rule_failures(column, column.rules, raw, value))
