@@ -328,6 +328,20 @@ def test_empty_values_and_longest_bytes_from_offsets_match_the_kernels(values):
         assert F.longest_bytes(array) == (longest or 0), array.to_pylist()
 
 
+@SETTINGS
+@given(values=st.lists(st.one_of(st.none(), st.booleans()), max_size=40), start=st.integers(0, 17))
+def test_boolean_bitmaps_convert_both_ways_like_pyarrow(values, start):
+    """Unpacked and packed with numpy, at any bit offset (a slice), nulls read as False; the
+    oracle is pyarrow's own conversion."""
+    mask = pa.array(values, pa.bool_()).slice(min(start, len(values)))
+    want = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    assert F.numpy_bools(mask).tolist() == want.tolist()
+    assert F.valid_rows(mask).tolist() == pc.is_valid(mask).to_numpy(zero_copy_only=False).tolist()
+    null = ~F.valid_rows(mask)
+    assert F.arrow_bools(want, null).equals(pa.array(want, pa.bool_(), mask=null))
+    assert F.arrow_bools(want).equals(pa.array(want, pa.bool_()))
+
+
 def test_a_value_over_max_length_in_characters_is_rejected_and_one_at_it_is_kept():
     """The kernel runs only when some value has more bytes than the limit: 3 characters of
     2 bytes each (6 bytes) under a limit of 4 stay valid; 5 characters do not."""

@@ -23,6 +23,47 @@ _BYTE = np.uint64(0xFF)
 CHUNK = 16000  # rows per numpy step: temporaries stay small (no mmap, no page faults)
 
 
+def arrow_bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """A numpy boolean array as Arrow's, null where ``null`` is true, packed with numpy:
+    ``pa.array`` of a numpy boolean array takes 0.06-0.8 ms per 90,000 rows, this 5 us."""
+    n = len(values)
+    data = pa.py_buffer(np.packbits(values, bitorder="little"))
+    if null is None or not null.any():
+        return pa.Array.from_buffers(pa.bool_(), n, [None, data], null_count=0)
+    validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
+    return pa.Array.from_buffers(pa.bool_(), n, [validity, data], null_count=int(np.count_nonzero(null)))
+
+
+def _bits(buffer: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    start, shift = divmod(offset, 8)
+    packed = np.frombuffer(buffer, np.uint8, (shift + n + 7) // 8, start)
+    return np.unpackbits(packed, count=shift + n, bitorder="little")[shift:].view(bool)
+
+
+def numpy_bools(mask: pa.Array) -> np.ndarray:
+    """An Arrow boolean array as numpy, null as False, unpacked from its bitmaps (a tenth of
+    the time of ``fill_null(False).to_numpy()``)."""
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    n = len(mask)
+    if n == 0 or mask.null_count == n:
+        return np.zeros(n, dtype=bool)
+    values = _bits(mask.buffers()[1], mask.offset, n)
+    if mask.null_count:
+        values &= _bits(mask.buffers()[0], mask.offset, n)
+    return values
+
+
+def valid_rows(array: pa.Array) -> np.ndarray:
+    """Which values are not null (numpy), from the validity bitmap."""
+    n = len(array)
+    if array.null_count == 0:
+        return np.ones(n, dtype=bool)
+    if array.null_count == n:
+        return np.zeros(n, dtype=bool)
+    return _bits(array.buffers()[0], array.offset, n).copy()
+
+
 def _fixed_width(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray | None] | None:
     """The non-null values exactly ``width`` bytes long, as a (rows, width) byte matrix, and
     their row numbers (None: every row). None when the buffers cannot be read this way."""
@@ -32,11 +73,11 @@ def _fixed_width(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray | N
     offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
     right = np.diff(offsets) == width
     if text.null_count:
-        right &= pc.is_valid(text).to_numpy(zero_copy_only=False)
+        right &= valid_rows(text)
     rows = None
     if not right.all():
         rows = np.flatnonzero(right)
-        text = text.filter(pa.array(right))  # Arrow's allocator: no page faults in numpy
+        text = text.filter(arrow_bools(right))  # Arrow's allocator: no page faults in numpy
         if len(text) == 0:
             return np.zeros((0, width), np.uint8), rows
         offsets = np.frombuffer(text.buffers()[1], np.int32, len(text) + 1, text.offset * 4)
@@ -65,11 +106,9 @@ def _scatter(values: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:
     return out
 
 
-def _bool_array(values: np.ndarray, text: pa.Array) -> pa.Array:
+def bool_like(values: np.ndarray, text: pa.Array) -> pa.Array:
     """A boolean array null where ``text`` is null, like Arrow's predicates."""
-    if text.null_count:
-        return pa.array(values, pa.bool_(), mask=pc.is_null(text).to_numpy(zero_copy_only=False))
-    return pa.array(values, pa.bool_())
+    return arrow_bools(values, ~valid_rows(text) if text.null_count else None)
 
 
 def _typed_array(values: np.ndarray, valid: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
@@ -289,7 +328,7 @@ def match_fixed(text: pa.Array, spec: tuple) -> pa.Array | None:
             for word, mask in zip(inside, masks, strict=True):
                 if mask:
                     hit &= (word & mask) == mask
-    return _bool_array(_scatter(matched, rows, len(text)), text)
+    return bool_like(_scatter(matched, rows, len(text)), text)
 
 
 def empty_values(text: pa.Array) -> np.ndarray | None:
@@ -299,12 +338,12 @@ def empty_values(text: pa.Array) -> np.ndarray | None:
     if text.null_count == n:
         return np.ones(n, dtype=bool) if n else None
     if text.type != pa.string():
-        empty = pc.fill_null(pc.equal(pc.binary_length(text), 0), True).to_numpy(zero_copy_only=False)
+        empty = numpy_bools(pc.fill_null(pc.equal(pc.binary_length(text), 0), True))
     else:
         offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
         empty = offsets[1:] == offsets[:-1]
         if text.null_count:
-            empty |= pc.is_null(text).to_numpy(zero_copy_only=False)
+            empty |= ~valid_rows(text)
     return empty if empty.any() else None
 
 
@@ -350,7 +389,7 @@ def plain_decimal(text: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     other = sums >= 16
     plain = ~other & (sums <= 1) & (lengths > sums)
     if text.null_count:
-        valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
+        valid = valid_rows(text)
         plain &= valid
         other &= valid
     return plain, other

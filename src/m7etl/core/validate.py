@@ -18,11 +18,14 @@ import pyarrow.compute as pc
 
 from m7etl.core.contracts import DEFAULT_FORMATS, Column, Contract, Rules
 from m7etl.core.fastpaths import (
+    arrow_bools,
+    bool_like,
     empty_values,
     fixed_pattern,
     iso_fast,
     longest_bytes,
     match_fixed,
+    numpy_bools,
     plain_decimal,
 )
 
@@ -137,10 +140,8 @@ def _float_syntax(text: pa.Array) -> pa.Array:
     if other.any():
         rows = np.flatnonzero(other)
         matched = pc.match_substring_regex(text.take(pa.array(rows)), FLOAT_RE)
-        ok[rows] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
-    if text.null_count:
-        return pa.array(ok, pa.bool_(), mask=pc.is_null(text).to_numpy(zero_copy_only=False))
-    return pa.array(ok, pa.bool_())
+        ok[rows] = numpy_bools(matched)
+    return bool_like(ok, text)
 
 
 def _parse_boolean(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
@@ -198,7 +199,7 @@ def _parse(column: Column, raw: pa.Array, decimal_comma: bool,
     # A parser maps empty and null text to null: as many nulls as empty values, none refused.
     if typed.null_count == (0 if empty is None else int(np.count_nonzero(empty))):
         return typed
-    refused = pc.is_null(typed) if empty is None else pc.and_(pc.is_null(typed), pa.array(~empty))
+    refused = pc.is_null(typed) if empty is None else pc.and_(pc.is_null(typed), arrow_bools(~empty))
     retried = parser(column, pc.utf8_trim_whitespace(pc.filter(text, refused)), retry=True)
     return pc.replace_with_mask(typed, refused, retried)
 
@@ -234,8 +235,7 @@ def _rule_failures(column: Column, rules: Rules, raw: pa.Array, typed: pa.Array,
 
 
 def _indices(mask: pa.Array) -> np.ndarray:
-    filled = pc.fill_null(mask, False)
-    return np.flatnonzero(filled.to_numpy(zero_copy_only=False))
+    return np.flatnonzero(numpy_bools(mask))
 
 
 def validate_batch(
@@ -264,14 +264,14 @@ def validate_batch(
         value = _parse(column, raw, decimal_comma, empty)  # typed parsers map "" to null already
         blank = 0 if empty is None else int(np.count_nonzero(empty))
         if empty is not None:
-            empty_mask = pa.array(empty)
+            empty_mask = arrow_bools(empty)
             if column.type == "string":
                 value = pc.if_else(empty_mask, pa.scalar(None, pa.string()), value)
             if column.required:
                 hard.append(_Failure(empty_mask, column.name, "required", "required value is empty"))
         typed[column.name] = value
         if column.type != "string" and value.null_count > blank:  # some text refused by the type
-            bad_type = pc.is_null(value) if empty is None else pc.and_(pa.array(~empty), pc.is_null(value))
+            bad_type = pc.is_null(value) if empty is None else pc.and_(arrow_bools(~empty), pc.is_null(value))
             hard.append(_Failure(bad_type, column.name, "type", f"not a valid {column.type}"
                                  + (f" ({column.format})" if column.format else "")))
         hard.extend(_rule_failures(column, column.rules, raw, value))
@@ -282,11 +282,12 @@ def validate_batch(
                            f"{check.column} must be {OP_WORDS[check.op]} {check.other}")
         (hard if check.severity == "error" else soft).append(failure)
 
-    rejected = pa.array(np.zeros(n, dtype=bool))
+    rejected = np.zeros(n, dtype=bool)
     for f in hard:
-        rejected = pc.or_(rejected, pc.fill_null(f.mask, False))
-    keep = pc.invert(rejected)
-    rows_rejected = n - int(pc.sum(keep).as_py() or 0) if n else 0
+        rejected |= numpy_bools(f.mask)
+    candidates = np.flatnonzero(rejected)
+    rows_rejected = len(candidates)
+    keep = arrow_bools(~rejected)
 
     warnings = pa.nulls(n, pa.string())
     rows_warned = 0
@@ -305,8 +306,6 @@ def validate_batch(
     # The source key is the same on every row: built for the kept rows, not filtered.
     valid = valid.add_column(len(contract.columns), "_source_key",
                              constant_string(source_key, valid.num_rows)).cast(schema)
-    candidates = np.flatnonzero(pc.fill_null(rejected, False).to_numpy(zero_copy_only=False)) \
-        if rows_rejected else np.zeros(0, np.int64)
     return BatchResult(valid, _rejects(hard, raw_cols, contract, line_numbers, source_key, candidates),
                        rows_rejected, rows_warned)
 
@@ -371,7 +370,7 @@ def _json_records(contract: Contract, raw_cols: dict[str, pa.Array], rows: pa.Ar
         quoted = pc.fill_null(pc.binary_join_element_wise('"', values, '"', ""), "null")
         if values.null_count < len(values):
             special = pc.fill_null(pc.match_substring_regex(values, _JSON_SPECIAL), False)
-            at = np.flatnonzero(special.to_numpy(zero_copy_only=False))
+            at = np.flatnonzero(numpy_bools(special))
             if len(at):
                 dumped = [json.dumps(v, ensure_ascii=False) for v in values.take(pa.array(at)).to_pylist()]
                 quoted = pc.replace_with_mask(quoted, special, pa.array(dumped, pa.string()))
