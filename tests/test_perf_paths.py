@@ -342,6 +342,55 @@ def test_boolean_bitmaps_convert_both_ways_like_pyarrow(values, start):
     assert F.arrow_bools(want).equals(pa.array(want, pa.bool_()))
 
 
+REPEATED = parse_contract({
+    "dataset": "Probe", "primary_key": ["k"], "gold": {"kind": "snapshot"},
+    "columns": [
+        {"name": "k", "type": "string", "required": True},
+        {"name": "d", "type": "date", "required": True},
+        {"name": "t", "type": "timestamp"},
+        {"name": "dmy", "type": "date", "format": "%d/%m/%Y"},
+        {"name": "n", "type": "integer", "min": 0},
+        {"name": "f", "type": "float"},
+        {"name": "b", "type": "boolean"},
+        {"name": "v", "type": "string", "pattern": "^[0-9]+\\.[0-9]+$"},
+    ]}, "<probe>")
+REPEATED_VALUES = {  # the last value of each list is valid
+    "d": ["2024-02-29", "2023-02-29", "2025-1-05", "", " 2025-01-05", "2025-01-05"],
+    "t": ["2025-05-01 23:59:59", "2025-05-01 23:59:60", "2025-05-01 24:00:00", "", None,
+          "2025-05-01T10:00:00", "\u0662025-05-01 10:00:00", "2025-05-01 10:00:00"],
+    "dmy": ["29/02/2024", "30/02/2024", "1/2/2024", "", "01/02/2024"],
+    "n": ["+5", "-3", " 7", "x", "", "1" * 19, "\u0663", "1"],
+    "f": [".5", "1e3", "1,5", "", "abc", "-0.0", "1.2.3", "1.5"],
+    "b": ["oui", "FAUX", "2", "", "yes"],
+    "v": ["10.20", "1.2.3", "a.b", "", "1.", "1.2"],
+}
+
+
+def repeated_batch(n: int) -> pa.Table:
+    columns = {"k": [f"k{i}" for i in range(n)]}
+    for name, values in REPEATED_VALUES.items():
+        # Mostly the last (valid) value, each edge value on some rows: some rows stay valid.
+        columns[name] = [values[min((i * 7 + len(name)) % (3 * len(values)), len(values) - 1)]
+                         for i in range(n)]
+    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+
+
+def test_repeated_values_parsed_through_their_distinct_values_equal_the_direct_path(monkeypatch):
+    """A batch of few distinct values is parsed (and pattern-matched) on its dictionary, then
+    spread; the oracle is the same batch on the direct path. Every parser and its edge
+    values (impossible dates, second 60, signs, padding, Unicode digits, nulls) are in it."""
+    batch = repeated_batch(6000)
+    assert F.few_distinct(batch.column("t").combine_chunks())
+    assert not F.few_distinct(batch.column("k").combine_chunks())
+    lines = np.arange(2, 6002)
+    through_dictionary = V.validate_batch(REPEATED, batch, lines, "k")
+    monkeypatch.setattr(V, "few_distinct", lambda values: False)
+    direct = V.validate_batch(REPEATED, batch, lines, "k")
+    assert through_dictionary.valid.equals(direct.valid)
+    assert through_dictionary.rejects.equals(direct.rejects)
+    assert 0 < through_dictionary.rows_rejected < 6000
+
+
 def test_a_value_over_max_length_in_characters_is_rejected_and_one_at_it_is_kept():
     """The kernel runs only when some value has more bytes than the limit: 3 characters of
     2 bytes each (6 bytes) under a limit of 4 stay valid; 5 characters do not."""
