@@ -187,3 +187,24 @@ def test_rebuilding_gold_rewrites_identical_bytes(local_storage, registry):
     first = local_storage.read_bytes("gold/Device_20250501.parquet")
     process_gold(local_storage, contract, "20250501")
     assert local_storage.read_bytes("gold/Device_20250501.parquet") == first
+
+
+def test_gold_encodes_the_key_plain_and_keeps_min_max_of_typed_columns_only(storage, registry):
+    """A snapshot's key has one value per row: no dictionary for it (it would be the column
+    again); the other columns keep theirs. String min/max are not written, typed ones are
+    (what an engine prunes on). The schema, what the warehouse loads, is unchanged."""
+    contract = registry["Device"]
+    t0 = datetime(2025, 5, 1, 8)
+    write_silver(storage, contract, "20250501", "Device_20250501", [
+        device(i, t0 + timedelta(minutes=i), "active", "raw/20250501/Device_20250501.csv", i + 2)
+        for i in range(50)])
+    process_gold(storage, contract, "20250501")
+    gold = pq.ParquetFile(pa.BufferReader(storage.read_bytes("gold/Device_20250501.parquet")))
+    assert gold.schema_arrow == gold_schema(contract)
+    chunks = {gold.schema_arrow.names[k]: gold.metadata.row_group(0).column(k)
+              for k in range(gold.metadata.num_columns)}
+    assert not chunks["device_id"].has_dictionary_page
+    assert chunks["status"].has_dictionary_page and chunks["model"].has_dictionary_page
+    assert chunks["device_id"].statistics is None and chunks["status"].statistics is None
+    seen = chunks["last_seen_at"].statistics
+    assert (seen.min, seen.max) == (t0, t0 + timedelta(minutes=49))

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from m7etl.core import layout
 from m7etl.core.contracts import Contract
 from m7etl.core.gold import AggregateBuilder, KeyCheck, Repeats, gold_builder, gold_schema, key_hashes
-from m7etl.core.gold.schema import needed_columns
+from m7etl.core.gold.schema import needed_columns, parquet_options
 from m7etl.core.gold.snapshot import dictionary_columns
 from m7etl.storage.base import Storage
 
@@ -175,7 +175,7 @@ def process_gold(storage: Storage, contract: Contract, day: str, *,
         fold_silver(storage, keys, builder, Path(tmp), local)
         path = Path(tmp) / "gold.parquet"
         schema = gold_schema(contract)
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(path, schema, **parquet_options(contract)) as writer:
             for table in builder.result_tables(day):  # one spill file's gold at a time
                 writer.write_table(table.cast(schema))
                 rows_out += table.num_rows
