@@ -24,7 +24,7 @@ from m7etl.core.fastpaths import (
     few_distinct,
     fixed_pattern,
     iso_fast,
-    longest_bytes,
+    longer_than,
     match_fixed,
     numpy_bools,
     plain_decimal,
@@ -238,11 +238,11 @@ def _rule_failures(column: Column, rules: Rules, raw: pa.Array, typed: pa.Array,
     if rules.pattern is not None:
         mask = pc.invert(_match_pattern(typed, rules.pattern))
         out.append(_Failure(mask, name, prefix + "pattern", f"does not match {rules.pattern}"))
-    if rules.max_length is not None and longest_bytes(typed) > rules.max_length:
-        # Skipped when no value has more bytes than the limit: none has more characters.
-        mask = pc.greater(pc.utf8_length(typed), rules.max_length)
-        out.append(_Failure(mask, name, prefix + "max_length",
-                            f"longer than {rules.max_length} characters"))
+    if rules.max_length is not None:
+        mask = longer_than(typed, rules.max_length)
+        if mask is not None:
+            out.append(_Failure(mask, name, prefix + "max_length",
+                                f"longer than {rules.max_length} characters"))
     return out
 
 
