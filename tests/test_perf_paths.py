@@ -396,6 +396,42 @@ def test_repeated_values_parsed_through_their_distinct_values_equal_the_direct_p
     assert 0 < through_dictionary.rows_rejected < 6000
 
 
+def strings_with_bytes_in_null_slots(values: list[str], nulls: set[int]) -> pa.Array:
+    """Legal Arrow that pa.array never builds: null slots holding bytes (kernels and
+    from_buffers do), so a fast path must read the validity bitmap, not the lengths."""
+    data = "".join(values).encode()
+    offsets = np.cumsum([0] + [len(v.encode()) for v in values]).astype(np.int32)
+    valid = np.array([i not in nulls for i in range(len(values))])
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets.tobytes()), pa.py_buffer(data),
+                                       pa.py_buffer(np.packbits(valid, bitorder="little")), len(nulls))
+
+
+def test_null_slots_with_bytes_and_masks_with_set_bits_under_nulls_read_as_null():
+    """``pc.invert`` of a null leaves its data bit set, a null slot of a string array may
+    hold bytes: both read through the validity bitmap, as the kernels read them."""
+    mask = pc.invert(pa.array([True, None, False, None], pa.bool_()))
+    assert F.numpy_bools(mask).tolist() == [False, False, True, False]
+    assert F.numpy_bools(mask.slice(1)).tolist() == [False, True, False]
+    text = strings_with_bytes_in_null_slots(["12", "abc", "", "7", "x"], {1, 4})
+    for array in (text, text.slice(1)):
+        kernel = pc.fill_null(pc.equal(pc.binary_length(array), 0), True).to_numpy(zero_copy_only=False)
+        assert F.empty_values(array).tolist() == kernel.tolist()
+    contract = parse_contract({
+        "dataset": "Probe", "primary_key": ["k"], "gold": {"kind": "snapshot"},
+        "columns": [{"name": "k", "type": "string", "required": True},
+                    {"name": "n", "type": "integer"},
+                    {"name": "v", "type": "string", "pattern": "^[0-9]+$", "max_length": 2}]}, "<probe>")
+    values = ["12", "abcdefghijkl", "7", "8", "xyz"] * 1200  # 6,000 rows: the dictionary path too
+    nulls = {i for i in range(len(values)) if i % 5 in (1, 4)}
+    batch = pa.table({"k": [f"k{i}" for i in range(len(values))],
+                      "n": strings_with_bytes_in_null_slots(values, nulls),
+                      "v": strings_with_bytes_in_null_slots(values, nulls)})
+    out = V.validate_batch(contract, batch, np.arange(2, len(values) + 2), "k")
+    assert out.rows_rejected == 0 and out.valid.num_rows == len(values)
+    assert out.valid.column("n").to_pylist()[:5] == [12, None, 7, 8, None]
+    assert out.valid.column("v").to_pylist()[:5] == ["12", None, "7", "8", None]
+
+
 def test_a_value_over_max_length_in_characters_is_rejected_and_one_at_it_is_kept():
     """The kernel runs only when some value has more bytes than the limit: 3 characters of
     2 bytes each (6 bytes) under a limit of 4 stay valid; 5 characters do not."""

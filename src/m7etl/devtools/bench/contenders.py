@@ -122,8 +122,8 @@ def run_pandas(path: Path, out: Path) -> dict:
 
     from m7etl.core.contracts import load_registry
 
-    ready()
     contract = load_registry().identify(path.name)[0]
+    ready()
     df = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="skip")
     bad = pd.Series(False, index=df.index)
     for c in contract.columns:
