@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from m7etl.core import csvread
 from m7etl.core import fastpaths as F
 from m7etl.core import validate as V
 from m7etl.core.contracts import load_registry, parse_contract
@@ -461,6 +462,33 @@ def test_a_refused_value_beside_empty_ones_is_a_type_reject_and_the_empties_are_
     assert out.valid.column("f").to_pylist() == [None, None, 1.5, 2.0]
     assert list(zip(out.rejects.column("line_number").to_pylist(), out.rejects.column("rule").to_pylist(),
                     strict=True)) == [(4, "type")]
+
+
+# --------------------------------------------------------------------------- UTF-8 evidence
+
+
+UTF8_SEQUENCE = re.compile(  # the code _utf8_evidence replaced, kept as its oracle
+    rb"[\xC2-\xDF][\x80-\xBF]|\xE0[\xA0-\xBF][\x80-\xBF]|[\xE1-\xEC\xEE\xEF][\x80-\xBF]{2}"
+    rb"|\xED[\x80-\x9F][\x80-\xBF]|\xF0[\x90-\xBF][\x80-\xBF]{2}|[\xF1-\xF3][\x80-\xBF]{3}"
+    rb"|\xF4[\x80-\x8F][\x80-\xBF]{2}")
+
+
+def utf8_evidence_oracle(body: bytes) -> bool:
+    if body.isascii():
+        return False
+    chars = UTF8_SEQUENCE.findall(body)
+    stray = sum(1 for b in body if b >= 0x80) - sum(len(c) for c in chars)
+    return len(chars) >= stray
+
+
+@SETTINGS
+@given(body=st.lists(st.sampled_from([0x41, 0x0A, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80,
+                                      0xED, 0xA0, 0xC0, 0xC1, 0xFF, 0xE9, 0xBF, 0xF4, 0x90, 0x8F,
+                                      0xE0, 0xF5]), max_size=24).map(bytes))
+def test_utf8_evidence_counts_sequences_and_stray_bytes_as_the_regex_did(body):
+    """Overlong forms, surrogates, code points past U+10FFFF, sequences cut short: the
+    decoder's escapes are the bytes the regex left unmatched."""
+    assert csvread._utf8_evidence(body) == utf8_evidence_oracle(body), body
 
 
 # --------------------------------------------------------------------------- the bench's gold SQL
