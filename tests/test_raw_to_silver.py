@@ -56,6 +56,26 @@ def test_every_dialect_seen_in_practice_gives_the_same_silver(storage, registry,
     assert result.outputs["silver"] == f"silver/20250501/Channel/{stem}.parquet"
 
 
+def test_silver_reads_back_with_the_contract_schema_the_coded_columns_as_strings(storage, registry):
+    """Silver is written from dictionaries for the allowed-values columns and the source
+    key (codes into a fixed dictionary), without the Arrow schema in the footer: a reader
+    gets the contract's types, strings for those columns, and the values as written."""
+    from m7etl.core.validate import coded_columns, silver_schema
+
+    contract = registry["Channel"]
+    assert {"genre", "package", "_source_key"} <= set(coded_columns(contract))
+    extra = ["4", "Télé Bretagne", "regional", "fr", "non", "", "", "2025-05-01 00:00:00"]
+    put(storage, csv_bytes([HEADER, *rows(3), extra, ["5", "X", "not-a-genre", *ROW[3:]]]))
+    result = process_raw_file(storage, KEY, registry, Thresholds(error_pct=100.0))
+    assert (result.rows_valid, result.rows_rejected) == (4, 1)
+    silver = parquet(storage, result.outputs["silver"])
+    assert silver.schema == silver_schema(contract)
+    assert silver.column("genre").to_pylist() == ["general", "general", "general", "regional"]
+    assert silver.column("package").to_pylist() == ["basic", "basic", "basic", None]
+    assert set(silver.column("_source_key").to_pylist()) == {KEY}
+    assert parquet(storage, result.outputs["rejects"]).column("rule").to_pylist() == ["allowed"]
+
+
 @pytest.mark.parametrize("data, reason", [
     (b"", "empty"),
     (b"\n\n", "empty"),

@@ -40,7 +40,7 @@ from m7etl.core.validate import (
     REJECTS_SCHEMA,
     column_count_rejects,
     encoding_rejects,
-    silver_schema,
+    silver_write_schema,
     validate_batch,
 )
 from m7etl.exceptions import ObjectNotFoundError, TransientStorageError, UnreadableFileError
@@ -237,7 +237,7 @@ def _prefetch(iterator: Iterator, depth: int) -> Iterator:
 def _write_outputs(stream, dialect: Dialect, contract: Contract, key: str, tmp: Path,
                    result: FileResult, reopen=None) -> tuple[Path, Path]:
     """Read, validate and write in a three-stage pipeline (reader and writer threads)."""
-    schema = silver_schema(contract)
+    schema = silver_write_schema(contract)
     silver_path, rejects_path = tmp / "silver.parquet", tmp / "rejects.parquet"
     read = valid = rejected = warned = 0
     decimal_comma = dialect.delimiter == ";"
@@ -245,7 +245,9 @@ def _write_outputs(stream, dialect: Dialect, contract: Contract, key: str, tmp: 
                    write_statistics=statistics_columns(contract),
                    # line numbers ascend: deltas of 1 pack to a few bits (EPG: 2.1 MB and
                    # 0.04 CPU-s less than plain + zstd)
-                   column_encoding={"_line_number": "DELTA_BINARY_PACKED"})
+                   column_encoding={"_line_number": "DELTA_BINARY_PACKED"},
+                   # no Arrow schema in the footer: the coded columns read back as strings
+                   store_schema=False)
     with pq.ParquetWriter(silver_path, schema, **options) as silver, \
             pq.ParquetWriter(rejects_path, REJECTS_SCHEMA, **PARQUET_OPTIONS) as rejects, \
             ThreadPoolExecutor(VALIDATORS, thread_name_prefix="m7-validate") as validators, \

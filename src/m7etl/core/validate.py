@@ -65,9 +65,28 @@ REJECTS_SCHEMA = pa.schema([
 
 
 def silver_schema(contract: Contract) -> pa.Schema:
-    """Silver's explicit schema: the contract's typed columns, then lineage columns."""
+    """Silver's explicit schema: the contract's typed columns, then lineage columns (what a
+    silver file reads back as)."""
     fields = [pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required) for c in contract.columns]
     return pa.schema(fields + LINEAGE_FIELDS)
+
+
+def coded_columns(contract: Contract) -> list[str]:
+    """The columns validation hands over as codes into a fixed dictionary: the string columns
+    of allowed values (their codes are the allowed-values check's own result) and the
+    source key (one value). The writer then writes their dictionary pages without hashing
+    every value again, and filtering moves 4-byte codes (EPG: 0.05 CPU-s of 2.1)."""
+    return [c.name for c in contract.columns if c.type == "string" and c.rules.allowed is not None] \
+        + ["_source_key"]
+
+
+def silver_write_schema(contract: Contract) -> pa.Schema:
+    """:func:`silver_schema` with the :func:`coded_columns` as dictionaries: the valid rows'
+    schema. Written without the Arrow schema in the footer, a silver file reads back as
+    :func:`silver_schema` (the dictionary is an encoding of the strings, not a type)."""
+    coded = set(coded_columns(contract))
+    return pa.schema([f.with_type(pa.dictionary(pa.int32(), pa.string())) if f.name in coded else f
+                      for f in silver_schema(contract)])
 
 
 @dataclass
@@ -101,7 +120,8 @@ def _typed_bound(column: Column, value):
 
 @lru_cache(maxsize=64)
 def _value_set(values: tuple[str, ...]) -> pa.Array:
-    return pa.array(list(values), pa.string())
+    """The values as an Arrow array, each once (the dictionary codes point into)."""
+    return pa.array(list(dict.fromkeys(values)), pa.string())
 
 
 def _all(mask: pa.Array) -> bool:
@@ -217,8 +237,9 @@ def _parse(column: Column, raw: pa.Array, decimal_comma: bool,
 
 
 def _rule_failures(column: Column, rules: Rules, raw: pa.Array, typed: pa.Array,
-                   prefix: str = "") -> list[_Failure]:
-    """Masks of the rows breaking each rule (null values never break a value rule)."""
+                   prefix: str = "", codes: pa.Array | None = None) -> list[_Failure]:
+    """Masks of the rows breaking each rule (null values never break a value rule).
+    ``codes``: ``typed``'s positions in the allowed values (null: not one of them), when known."""
     out = []
     name = column.name
     if rules.min is not None:
@@ -229,10 +250,13 @@ def _rule_failures(column: Column, rules: Rules, raw: pa.Array, typed: pa.Array,
         out.append(_Failure(pc.greater(typed, bound), name, prefix + "max", f"above the maximum {rules.max}"))
     if rules.allowed is not None:
         shown = ", ".join(rules.allowed[:8]) + (", ..." if len(rules.allowed) > 8 else "")
-        values = typed.cast(pa.string()) if column.type != "string" else typed
-        if column.type == "boolean":
-            values = raw
-        mask = pc.invert(pc.is_in(values, value_set=_value_set(rules.allowed)))
+        if codes is not None:
+            mask = pc.is_null(codes)
+        else:
+            values = typed.cast(pa.string()) if column.type != "string" else typed
+            if column.type == "boolean":
+                values = raw
+            mask = pc.invert(pc.is_in(values, value_set=_value_set(rules.allowed)))
         out.append(_Failure(pc.and_(mask, pc.is_valid(typed)), name, prefix + "allowed",
                             f"not one of the allowed values ({shown})"))
     if rules.pattern is not None:
@@ -262,7 +286,9 @@ def validate_batch(
     n = batch.num_rows
     present = set(batch.schema.names)
     raw_cols: dict[str, pa.Array] = {}
-    typed: dict[str, pa.Array] = {}
+    typed: dict[str, pa.Array] = {}  # the values the rules and checks see
+    stored: dict[str, pa.Array] = {}  # the same, coded columns as dictionaries (what is written)
+    coded = set(coded_columns(contract))
     hard: list[_Failure] = []
     soft: list[_Failure] = []
     for column in contract.columns:
@@ -281,12 +307,17 @@ def validate_batch(
                 value = pc.if_else(empty_mask, pa.scalar(None, pa.string()), value)
             if column.required:
                 hard.append(_Failure(empty_mask, column.name, "required", "required value is empty"))
-        typed[column.name] = value
+        typed[column.name] = stored[column.name] = value
         if column.type != "string" and value.null_count > blank:  # some text refused by the type
             bad_type = pc.is_null(value) if empty is None else pc.and_(arrow_bools(~empty), pc.is_null(value))
             hard.append(_Failure(bad_type, column.name, "type", f"not a valid {column.type}"
                                  + (f" ({column.format})" if column.format else "")))
-        hard.extend(_rule_failures(column, column.rules, raw, value))
+        codes = None
+        if column.name in coded:
+            allowed = _value_set(column.rules.allowed)
+            codes = pc.index_in(value, value_set=allowed)
+            stored[column.name] = pa.DictionaryArray.from_arrays(codes, allowed)
+        hard.extend(_rule_failures(column, column.rules, raw, value, codes=codes))
         soft.extend(_rule_failures(column, column.warn, raw, value, prefix="warn_"))
     for check in contract.checks:
         mask = OPS[check.op](typed[check.column], typed[check.other])
@@ -310,14 +341,15 @@ def validate_batch(
         warnings = pc.if_else(pc.equal(pc.binary_length(warnings), 0), None, warnings)
         rows_warned = int(pc.sum(pc.and_(keep, pc.is_valid(warnings))).as_py() or 0)
 
-    schema = silver_schema(contract)
-    columns = [typed[c.name] for c in contract.columns] + [pa.array(line_numbers, pa.int64()), warnings]
+    schema = silver_write_schema(contract)
+    columns = [stored[c.name] for c in contract.columns] + [pa.array(line_numbers, pa.int64()), warnings]
     names = [c.name for c in contract.columns] + ["_line_number", "_warnings"]
     table = pa.Table.from_arrays(columns, names=names)
     valid = table.filter(keep) if rows_rejected else table
-    # The source key is the same on every row: built for the kept rows, not filtered.
-    valid = valid.add_column(len(contract.columns), "_source_key",
-                             constant_string(source_key, valid.num_rows)).cast(schema)
+    # The source key is the same on every row: one dictionary value, built for the kept rows.
+    source = pa.DictionaryArray.from_arrays(pa.array(np.zeros(valid.num_rows, np.int32)),
+                                            pa.array([source_key], pa.string()))
+    valid = valid.add_column(len(contract.columns), "_source_key", source).cast(schema)
     return BatchResult(valid, _rejects(hard, raw_cols, contract, line_numbers, source_key, candidates),
                        rows_rejected, rows_warned)
 
