@@ -208,3 +208,33 @@ def test_gold_encodes_the_key_plain_and_keeps_min_max_of_typed_columns_only(stor
     assert chunks["device_id"].statistics is None and chunks["status"].statistics is None
     seen = chunks["last_seen_at"].statistics
     assert (seen.min, seen.max) == (t0, t0 + timedelta(minutes=49))
+
+
+CHANNEL_HEADER = "channel_id,channel_name,genre,language,is_hd,package,launched_on,updated_at"
+
+
+def test_a_silver_file_of_no_row_feeds_gold_nothing_and_stops_nothing(storage, registry, folding):
+    """A file whose every row is rejected, under a threshold of 100 %, publishes a silver file
+    of no row group; gold reads it as no row (iter_batches refused it: an OSError stopped
+    the whole day), from the files raw_to_silver really writes."""
+    from m7etl.core.raw_to_silver import Thresholds, process_raw_file
+
+    lines = {"raw/20250501/Channel_20250501_1.csv": ["x,TF1,general,fr,true,basic,1990-01-01,"],
+             "raw/20250501/Channel_20250501_2.csv": ["1,TF1,general,fr,true,basic,1990-01-01,"
+                                                     "2025-05-01 00:00:00"]}
+    contract = registry["Channel"]
+    valid = {}
+    for key, rows in lines.items():
+        storage.write_bytes(key, "\n".join([CHANNEL_HEADER, *rows, ""]).encode())
+        result = process_raw_file(storage, key, registry, Thresholds(error_pct=100.0))
+        valid[result.outputs["silver"]] = result.rows_valid
+    assert valid == {"silver/20250501/Channel/Channel_20250501_1.parquet": 0,
+                     "silver/20250501/Channel/Channel_20250501_2.parquet": 1}
+    gold = process_gold(storage, contract, "20250501")
+    assert (gold.status, gold.rows_in, gold.rows_out) == ("ok", 1, 1)
+    table = pq.read_table(pa.BufferReader(storage.read_bytes(gold.gold_key)))
+    assert table.column("channel_id").to_pylist() == [1]
+    storage.delete(["silver/20250501/Channel/Channel_20250501_2.parquet"])
+    only_empty = process_gold(storage, contract, "20250501")
+    assert (only_empty.status, only_empty.rows_in, only_empty.rows_out) == ("ok", 0, 0)
+    assert pq.read_table(pa.BufferReader(storage.read_bytes(only_empty.gold_key))).num_rows == 0

@@ -484,7 +484,8 @@ def utf8_evidence_oracle(body: bytes) -> bool:
 @SETTINGS
 @given(body=st.lists(st.sampled_from([0x41, 0x0A, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80,
                                       0xED, 0xA0, 0xC0, 0xC1, 0xFF, 0xE9, 0xBF, 0xF4, 0x90, 0x8F,
-                                      0xE0, 0xF5]), max_size=24).map(bytes))
+                                      0xE0, 0xF5, 0xF1, 0xF3, 0xEE, 0xEF, 0xBE]), max_size=24).map(bytes))
+@example(body=b"\xef\xbf\xbe\xf1\x80\x80\x80\xed\xa0\x80\xe0\x80\x80\xf4\x90\x80\x80")
 def test_utf8_evidence_counts_sequences_and_stray_bytes_as_the_regex_did(body):
     """Overlong forms, surrogates, code points past U+10FFFF, sequences cut short: the
     decoder's escapes are the bytes the regex left unmatched."""

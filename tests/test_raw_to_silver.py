@@ -74,6 +74,30 @@ def test_silver_reads_back_with_the_contract_schema_the_coded_columns_as_strings
     assert silver.column("package").to_pylist() == ["basic", "basic", "basic", None]
     assert set(silver.column("_source_key").to_pylist()) == {KEY}
     assert parquet(storage, result.outputs["rejects"]).column("rule").to_pylist() == ["allowed"]
+    footer = pq.ParquetFile(pa.BufferReader(storage.read_bytes(result.outputs["silver"]))).metadata
+    chunks = {footer.schema.column(k).name: footer.row_group(0).column(k) for k in range(footer.num_columns)}
+    assert all(chunks[name].has_dictionary_page for name in ("genre", "package", "_source_key"))
+
+
+def test_coded_columns_hold_each_allowed_value_once_and_an_empty_value_as_null():
+    """The allowed values are the codes' dictionary: listed twice they are still one code
+    (a dictionary with repeats is written plain), and an empty value is null even where ""
+    is allowed (the codes are the cleaned values', not the raw text's)."""
+    import numpy as np
+
+    from m7etl.core.contracts import parse_contract
+    from m7etl.core.validate import validate_batch
+
+    contract = parse_contract({
+        "dataset": "Box", "primary_key": ["k"], "gold": {"kind": "snapshot"},
+        "columns": [{"name": "k", "type": "string", "required": True},
+                    {"name": "c", "type": "string", "allowed": ["a", "b", "a", ""]}]}, "<box>")
+    batch = pa.table({"k": ["1", "2", "3", "4"], "c": ["a", "", "b", "z"]})
+    out = validate_batch(contract, batch, np.arange(2, 6), "raw/x.csv")
+    coded = out.valid.column("c").combine_chunks()
+    assert coded.dictionary.to_pylist() == ["a", "b", ""]
+    assert coded.to_pylist() == ["a", None, "b"]
+    assert out.rejects.column("line_number").to_pylist() == [5]
 
 
 @pytest.mark.parametrize("data, reason", [

@@ -207,3 +207,18 @@ def test_table_lacking_a_contract_column_is_reported(conn, registry, source):
     assert r.status == FAILED
     assert "Table EPG lacks column(s) channel_id, title" in r.message
     assert "ALTER TABLE EPG ADD COLUMN channel_id NUMBER(38,0)" in r.message
+
+
+def test_a_gold_file_of_no_row_group_loads_no_row_on_both_paths(conn, registry, source, stage):
+    """A day whose silver files held no row gives a gold file of no row group (nothing was
+    written into it); write_pandas iterated its batches and iter_batches refused the file."""
+    from m7etl.core.gold import gold_schema
+
+    key = f"gold/Channel_{DAY1}.parquet"
+    with pq.ParquetWriter(source.describe(key), gold_schema(registry["Channel"])):
+        pass  # no row group, as process_gold writes when no builder table comes out
+    assert pq.read_metadata(source.describe(key)).num_row_groups == 0
+    results = by_dataset(load_day(conn, registry, DAY1, source=source, stage=stage, run_id="r1",
+                                  datasets=["Channel"]))
+    assert (results["Channel"].status, results["Channel"].rows_loaded) == (LOADED, 0)
+    assert scalar(conn, "SELECT COUNT(*) FROM CHANNEL") == 0

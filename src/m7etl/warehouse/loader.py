@@ -211,7 +211,10 @@ def _write_pandas_staging(conn, contract: Contract, path: str, staging: str) -> 
     nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
     parquet = pq.ParquetFile(path, buffer_size=HASH_BLOCK)  # pages streamed, not whole chunks
     rows = batch_rows(parquet.metadata, BATCH_ROWS, BATCH_BYTES)  # read now: tests lower them
-    for batch in parquet.iter_batches(batch_size=rows):
+    # A gold file of no row group (a day of empty silver files) has no batch; iter_batches
+    # refuses such a file (OSError) instead of yielding none.
+    batches = parquet.iter_batches(batch_size=rows) if parquet.metadata.num_row_groups else ()
+    for batch in batches:
         frame = pa.Table.from_batches([batch]).to_pandas(types_mapper=nullable.get)
         del batch
         success, _chunks, _rows, output = pandas_tools.write_pandas(
