@@ -13,11 +13,15 @@ from m7etl.core.contracts import load_registry
 from m7etl.storage import LocalStorage, S3Storage
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``), a module's tests
     stay on one worker, so its module fixtures (a DAG run, a deployed stack) are built once.
     A module may join a named group instead (``xdist_group``): the modules sharing the
-    layer's wheel cache run on one worker, so two pip processes never fill it at once."""
+    layer's wheel cache run on one worker, so two pip processes never fill it at once.
+
+    First: xdist's own hook turns the marks into the ``@group`` of the node ids, and marks
+    added after it are not seen (the local e2e stack was built on both workers, 2 min each)."""
     for item in items:
         if not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
