@@ -61,7 +61,7 @@ def valid_rows(array: pa.Array) -> np.ndarray:
         return np.ones(n, dtype=bool)
     if array.null_count == n:
         return np.zeros(n, dtype=bool)
-    return _bits(array.buffers()[0], array.offset, n).copy()
+    return _bits(array.buffers()[0], array.offset, n)  # a new array: unpackbits copies
 
 
 def _fixed_width(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray | None] | None:

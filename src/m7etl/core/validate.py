@@ -128,15 +128,22 @@ def _all(mask: pa.Array) -> bool:
     return bool(pc.all(mask).as_py()) if len(mask) else True
 
 
+def _per_value(compute, values: pa.Array) -> pa.Array:
+    """``compute(values)``, run on the distinct values and spread when they repeat
+    (:func:`few_distinct`): slot times, channel numbers, firmware versions are computed
+    once each (EPG's start times, 500 distinct per 90,000 rows, parse 2.6x faster)."""
+    if few_distinct(values):
+        encoded = pc.dictionary_encode(values)
+        return compute(encoded.dictionary).take(encoded.indices)
+    return compute(values)
+
+
 def _match_pattern(text: pa.Array, pattern: str) -> pa.Array:
     spec = fixed_pattern(pattern)
     matched = match_fixed(text, spec) if spec is not None else None
     if matched is not None:
         return matched
-    if few_distinct(text):  # firmware versions: a few dozen, the regex runs on those only
-        encoded = pc.dictionary_encode(text)
-        return pc.match_substring_regex(encoded.dictionary, pattern).take(encoded.indices)
-    return pc.match_substring_regex(text, pattern)
+    return _per_value(lambda values: pc.match_substring_regex(values, pattern), text)
 
 
 def _parse_integer(column: Column, text: pa.Array, retry: bool = False) -> pa.Array:
@@ -221,13 +228,7 @@ def _parse(column: Column, raw: pa.Array, decimal_comma: bool,
         return raw
     parser = PARSERS[column.type]
     text = pc.replace_substring(raw, ",", ".") if column.type == "float" and decimal_comma else raw
-    if few_distinct(text):
-        # Values that repeat (slot times, channel numbers, percentages) are parsed once each
-        # and spread: EPG's start times, 500 distinct per 90,000 rows, 2.6x faster.
-        encoded = pc.dictionary_encode(text)
-        typed = parser(column, encoded.dictionary).take(encoded.indices)
-    else:
-        typed = parser(column, text)
+    typed = _per_value(lambda values: parser(column, values), text)
     # A parser maps empty and null text to null: as many nulls as empty values, none refused.
     if typed.null_count == (0 if empty is None else int(np.count_nonzero(empty))):
         return typed
